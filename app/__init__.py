@@ -1,0 +1,1 @@
+"""The FastAPI service and the static explorer page. Nothing imports `app`."""

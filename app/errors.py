@@ -1,0 +1,74 @@
+"""The one place domain exceptions become HTTP answers: JSON {"error": code, "detail": sentence}."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from encoder.errors import IncompatibleInput
+from indexer.errors import ArtifactMismatch, NoCurrentVersion
+from survey.errors import CatalogError, UnknownObject, UnreadableCutout
+
+
+class ApiError(Exception):
+    """Raised by routes for request problems that no domain exception names."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status, self.code, self.detail = status, code, detail
+        super().__init__(detail)
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "detail": detail})
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body"))
+        parts.append(f"{loc or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(UnknownObject)
+    async def _unknown(_: Request, exc: UnknownObject) -> JSONResponse:
+        return error_response(404, "unknown_object", f"no object with id {exc.object_id!r} in this survey")
+
+    @app.exception_handler(IncompatibleInput)
+    async def _incompatible(_: Request, exc: IncompatibleInput) -> JSONResponse:
+        return error_response(422, "incompatible_cutout", str(exc))
+
+    @app.exception_handler(UnreadableCutout)
+    async def _unreadable(_: Request, exc: UnreadableCutout) -> JSONResponse:
+        return error_response(422, "unreadable_cutout", str(exc))
+
+    @app.exception_handler(CatalogError)
+    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
+        return error_response(400, "bad_catalog", str(exc))
+
+    @app.exception_handler(ArtifactMismatch)
+    async def _mismatch(_: Request, exc: ArtifactMismatch) -> JSONResponse:
+        return error_response(409, "encoder_mismatch", str(exc))
+
+    @app.exception_handler(NoCurrentVersion)
+    async def _no_version(_: Request, exc: NoCurrentVersion) -> JSONResponse:
+        return error_response(503, "no_index", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_parameter", _validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route; see /docs for the API"
+        return error_response(exc.status_code, code, detail)

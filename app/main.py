@@ -1,0 +1,68 @@
+"""create_app(settings): the FastAPI service and the static explorer page.
+
+    skysift serve --artifacts artifacts --port 8000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from . import errors
+from .holder import IndexHolder
+from .routes import cutouts, health, objects
+from .settings import ServiceSettings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("skysift.access")
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    holder = IndexHolder(settings.artifacts, settings.survey_root)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder.try_reload()
+        task = asyncio.create_task(_watch(holder, settings.watch_interval_s)) if settings.watch_interval_s > 0 else None
+        yield
+        if task:
+            task.cancel()
+
+    app = FastAPI(title="skysift", version="0.1.0", lifespan=lifespan,
+                  description="Self-supervised similarity search over a sky survey.")
+    app.state.settings = settings
+    app.state.holder = holder
+    errors.install(app)
+    for r in (objects.router, cutouts.router, health.router):
+        app.include_router(r)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - t0) * 1000)
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app
+
+
+async def _watch(holder: IndexHolder, interval: float) -> None:
+    """Follow `current`: load a newly published version in a thread, then swap."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(holder.try_reload)

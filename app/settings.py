@@ -1,0 +1,22 @@
+"""ServiceSettings: built by `skysift serve` (or a test) and passed to create_app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKYSIFT_", extra="forbid")
+
+    artifacts: Path = Path("artifacts")
+    survey_root: Path | None = None  # override the survey path recorded in the manifest (containers)
+    admin_token: str | None = None  # bearer token for /admin/reload; None disables the route (401)
+    watch_interval_s: float = 2.0  # how often to look for a new `current` (0 = never; reload by API)
+    default_k: int = 12
+    max_k: int = 500
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_cutout_px: int = 512
+    host: str = "127.0.0.1"
+    port: int = 8000

@@ -1,0 +1,1 @@
+"""The encoder: backbone + projection head, the one pixel preprocessing, model card, weights."""

@@ -1,0 +1,56 @@
+"""The model card (`model.json` next to `model.safetensors`): everything a reader of the weights
+must know to use them correctly, and where they came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import IncompatibleInput
+from .preprocess import PreprocessConfig
+
+CARD_NAME = "model.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)  # e.g. {"channels": [32, 64, 128, 256]}
+    small_input: bool = True
+    embedding_dim: int
+    projection_dim: int
+    projection_hidden: int
+    preprocess: PreprocessConfig
+    training: dict[str, Any] = Field(default_factory=dict)  # resolved TrainSettings + data summary
+    produced_by: str = ""  # the exact command that made these weights
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    weights_sha256: str = ""
+    created: str = ""
+    code_version: str = ""
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.preprocess.bands
+
+    def check_bands(self, bands: tuple[str, ...] | None, n_planes: int) -> None:
+        """Refuse a cutout whose band count (or names, when given) differs from the model's."""
+        if n_planes != len(self.bands):
+            raise IncompatibleInput(
+                f"cutout has {n_planes} band(s) but the model takes {len(self.bands)} ({','.join(self.bands)})"
+            )
+        if bands is not None and tuple(bands) != self.bands:
+            raise IncompatibleInput(f"cutout bands {','.join(bands)} differ from the model's {','.join(self.bands)}")
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / CARD_NAME
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelCard:
+        return cls.model_validate_json((Path(directory) / CARD_NAME).read_text())

@@ -1,0 +1,51 @@
+"""Encoder = timm backbone (in_chans = number of bands) + MLP projection head (MoCo v2).
+
+`embed` is the representation used for search: the pooled backbone output, L2-normalised (Stein
+et al. 2021 search on the backbone, not on the projection). `project` feeds the contrastive loss.
+Small cutouts (32-64 px) lose everything to a stride-4 stem, so `small_input` drops the stem's
+max-pool (the stem conv keeps stride 2): layer1 then sees 16x16 maps for a 32 px input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def create_backbone(name: str, in_chans: int, small_input: bool = True, **kwargs: Any) -> nn.Module:
+    """A timm model without classifier; kwargs go to its constructor (e.g. ResNet `channels`)."""
+    backbone = timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=0, **kwargs)
+    if small_input and hasattr(backbone, "maxpool"):
+        backbone.maxpool = nn.Identity()
+    return backbone
+
+
+class Encoder(nn.Module):
+    def __init__(self, backbone: str, in_chans: int, proj_dim: int = 128, proj_hidden: int | None = None,
+                 small_input: bool = True, backbone_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone = create_backbone(backbone, in_chans, small_input, **(backbone_kwargs or {}))
+        feat = int(self.backbone.num_features)
+        hidden = proj_hidden or feat
+        self.embedding_dim = feat
+        self.projector = nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) -> (N, D) pooled backbone output, not normalised."""
+        return self.backbone(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) -> (N, D) L2-normalised search representation."""
+        return F.normalize(self.features(x).float(), dim=1)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) -> (N, proj_dim) L2-normalised contrastive projection."""
+        return F.normalize(self.projector(self.features(x)).float(), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(x)

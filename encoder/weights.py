@@ -1,0 +1,59 @@
+"""Save and load encoder weights with safetensors (never pickle) and check them against the card."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from .errors import WeightsError
+from .model import Encoder
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_encoder(card: ModelCard) -> Encoder:
+    return Encoder(card.backbone, len(card.bands), card.projection_dim, card.projection_hidden, card.small_input,
+                   card.backbone_kwargs)
+
+
+def save_encoder(encoder: Encoder, card: ModelCard, directory: Path) -> ModelCard:
+    """Write model.safetensors + model.json; the card gets the weights' sha256."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
+    tmp = directory / (WEIGHTS_NAME + ".partial")
+    save_file(state, str(tmp), metadata={"backbone": card.backbone})
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    card = card.model_copy(update={"weights_sha256": sha256_file(directory / WEIGHTS_NAME)})
+    card.save(directory)
+    return card
+
+
+def load_encoder(directory: Path, device: str | torch.device = "cpu") -> tuple[Encoder, ModelCard]:
+    """Load weights checked against the card's hash; the model comes back in eval mode."""
+    directory = Path(directory)
+    wpath, cpath = directory / WEIGHTS_NAME, directory / CARD_NAME
+    for p in (wpath, cpath):
+        if not p.exists():
+            raise WeightsError(f"{p} is missing: an encoder directory holds {WEIGHTS_NAME} and {CARD_NAME}")
+    card = ModelCard.load(directory)
+    digest = sha256_file(wpath)
+    if card.weights_sha256 and digest != card.weights_sha256:
+        raise WeightsError(f"{wpath}: sha256 {digest[:12]}... does not match the card's {card.weights_sha256[:12]}...")
+    encoder = build_encoder(card)
+    try:
+        encoder.load_state_dict(load_file(str(wpath)))
+    except RuntimeError as e:
+        raise WeightsError(f"{wpath}: weights do not fit the card's model {card.backbone}: {e}") from e
+    return encoder.to(device).eval(), card

@@ -1,0 +1,1 @@
+"""Downstream science metrics on the simulated survey's ground truth."""

@@ -1,0 +1,1 @@
+"""Whole-survey encoding, index building, scores, versioned artifacts, and the read side."""

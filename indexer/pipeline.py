@@ -1,0 +1,27 @@
+"""encode -> build -> publish in one call (what `skysift index` and the demo run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .artifacts import publish
+from .build import build_version
+from .encode import default_device, encode_survey
+from .settings import IndexSettings
+
+
+def job_dir(s: IndexSettings) -> Path:
+    return Path(s.artifacts) / "building" / s.job
+
+
+def index_survey(s: IndexSettings, on_rows: Callable[[int], None] | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> str:
+    """Encode (resuming finished shards), build, publish; returns the new current version."""
+    device = default_device() if s.device == "auto" else s.device
+    job = job_dir(s)
+    encode_survey(s.survey, s.encoder, job, shard_size=s.shard_size, batch_size=s.batch_size, device=device,
+                  on_rows=on_rows)
+    stage = build_version(s, job, log)
+    version = publish(Path(s.artifacts), stage)
+    return version

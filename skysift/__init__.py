@@ -1,0 +1,1 @@
+"""The `skysift` command: gathers the sub-commands each package defines in its own cli.py."""

@@ -1,0 +1,317 @@
+"""Ingest a published layout into native skysift shards (DESIGN.md §3), recording every object.
+
+    from survey.ingest import ingest
+    report = ingest(Path("south_0.h5"), "stein", Path("data/stein"), shard_size=4096)
+    report = ingest(Path("stamps/"), "fits", Path("data/cosmos"), size_px=128,
+                    catalog=Path("real_galaxy_catalog_23.5.fits"))
+
+Kinds and their readers: "stein" SteinReader, "hayat" HayatReader, "fits" FitsStamps (catalog=
+a GalSim real-galaxy catalog, optional), "images" ImageFolder (catalog= the CSV, default
+<source>/catalog.csv; pixel_scale_arcsec required), "mosaic" Mosaic (catalog= the source CSV,
+required; size_px required).
+
+Rules:
+- A whole-input problem (truncated or corrupt file, missing key, wrong band count of an HDF5
+  layout, duplicate ids, missing calibration, stamps of mixed size without size_px) raises the
+  reader's named error before any shard is written, where it can be known up front.
+- A problem with one object (NaN-only stamp, an image file missing or corrupt, a source off the
+  mosaic, a stamp with other bands) rejects that object: it is recorded in
+  `IngestReport.rejected` as (source, object_id, reason) and ingest goes on. A corrupt file in a
+  FITS folder raises (when listed): it may hold any number of objects, which cannot be counted.
+- Nothing is dropped silently: n_read == n_written + len(rejected). The report is also written to
+  <out_dir>/ingest_report.json.
+- `size_px` centre-crops/pads every stamp (NaN padding, see survey.readers.resize).
+  `pixel_scale_arcsec` resamples every stamp to that scale, conserving flux ("stein", "hayat",
+  "fits", "mosaic"); for "images" it is the images' own scale, since they carry none.
+- `overwrite=True` replaces the shards already in out_dir (only after the input opened cleanly).
+Memory: one shard of pixels, shard_size x C x H x W x 4 bytes (4096 Stein stamps: 1.1 GB).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .catalog import Catalog
+from .cutout import Cutout
+from .errors import CatalogError, SurveyError, UnreadableCutout
+from .native import SHARD_GLOB, shard_name, write_shard
+from .readers.common import Rejection, check_pixels
+from .readers.errors import BandMismatch, LayoutMismatch
+from .readers.resize import pad_crop, resample
+
+Kind = Literal["stein", "hayat", "fits", "images", "mosaic"]
+Bands = tuple[str, ...] | None
+
+
+@dataclass
+class IngestReport:
+    source: str
+    kind: str
+    out_dir: Path
+    n_read: int = 0
+    n_written: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    shards: list[Path] = field(default_factory=list)
+    bands: tuple[str, ...] = ()
+    pixel_scale_arcsec: float = float("nan")
+    image_shape: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            out_dir=str(self.out_dir),
+            shards=[p.name for p in self.shards],
+            rejected=[r._asdict() for r in self.rejected],
+        )
+        return d
+
+
+@dataclass
+class _Plan:
+    """What one reader contributes: constants, the catalog, and a stream of objects."""
+
+    bands: tuple[str, ...]
+    pixel_scale_arcsec: float
+    survey_name: str
+    catalog: Catalog
+    # (catalog row, pixels (C, H, W) float32) or (catalog row, why it was rejected)
+    objects: Iterator[tuple[int, np.ndarray | Rejection]]
+    close: Any = None
+
+
+def ingest(
+    source: Path,
+    kind: Kind,
+    out_dir: Path,
+    *,
+    shard_size: int = 4096,
+    size_px: int | None = None,
+    pixel_scale_arcsec: float | None = None,
+    bands: tuple[str, ...] | None = None,
+    catalog: Path | None = None,
+    survey_name: str | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+) -> IngestReport:
+    """Read `source` with the reader for `kind` and write native shards into `out_dir`."""
+    if shard_size <= 0 or batch_size <= 0:
+        raise ValueError("shard_size and batch_size must be positive")
+    source, out_dir = Path(source), Path(out_dir)
+    existing = sorted(out_dir.glob(SHARD_GLOB)) + sorted(out_dir.glob(SHARD_GLOB + ".partial"))
+    if existing and not overwrite:
+        raise SurveyError(
+            f"{out_dir}: already holds {len(existing)} shard(s); pass overwrite=True "
+            "to replace them"
+        )
+    plan = _plan(source, kind, size_px, pixel_scale_arcsec, bands, catalog, batch_size)
+    for p in existing:  # only now: a plan that fails leaves the old shards in place
+        p.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(
+        str(source), kind, out_dir, bands=plan.bands, pixel_scale_arcsec=plan.pixel_scale_arcsec
+    )
+    rows: list[int] = []
+    stamps: list[np.ndarray] = []
+
+    def flush() -> None:
+        path = out_dir / shard_name(len(report.shards))
+        write_shard(
+            path,
+            np.stack(stamps),
+            plan.catalog.take(rows),
+            plan.bands,
+            plan.pixel_scale_arcsec,
+            survey_name or plan.survey_name,
+        )
+        report.shards.append(path)
+        report.n_written += len(rows)
+        rows.clear()
+        stamps.clear()
+
+    try:
+        for row, item in plan.objects:
+            report.n_read += 1
+            if isinstance(item, Rejection):
+                report.rejected.append(item)
+                continue
+            if not report.image_shape:
+                report.image_shape = item.shape
+            elif item.shape != report.image_shape:  # the plan's checks should make this impossible
+                raise LayoutMismatch(
+                    str(source),
+                    f"stamp shape {item.shape} differs from {report.image_shape}; pass size_px=",
+                    str(plan.catalog["object_id"][row]),
+                )
+            rows.append(row)
+            stamps.append(item)
+            if len(rows) == shard_size:
+                flush()
+        if rows:
+            flush()
+    finally:
+        if plan.close is not None:
+            plan.close()
+    assert report.n_read == report.n_written + len(report.rejected)
+    (out_dir / "ingest_report.json").write_text(json.dumps(report.to_json(), indent=1))
+    return report
+
+
+def _plan(
+    source: Path,
+    kind: str,
+    size_px: int | None,
+    scale: float | None,
+    bands: Bands,
+    catalog: Path | None,
+    batch_size: int,
+) -> _Plan:
+    if kind in ("stein", "hayat"):
+        return _plan_hdf5(source, kind, size_px, scale, bands, catalog, batch_size)
+    if kind == "fits":
+        return _plan_fits(source, size_px, scale, bands, catalog)
+    if kind == "images":
+        return _plan_images(source, size_px, scale, bands, catalog)
+    if kind == "mosaic":
+        return _plan_mosaic(source, size_px, scale, bands, catalog)
+    raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images or mosaic")
+
+
+def _plan_hdf5(
+    source: Path,
+    kind: str,
+    size_px: int | None,
+    scale: float | None,
+    bands: Bands,
+    catalog: Path | None,
+    batch_size: int,
+) -> _Plan:
+    from .readers.hayat import HayatReader
+    from .readers.stein import SteinReader
+
+    if catalog is not None:
+        raise ValueError(f"kind={kind!r} carries its catalog inside the HDF5 file; drop catalog=")
+    reader = SteinReader(source) if kind == "stein" else HayatReader(source)
+    if bands is not None and tuple(bands) != reader.bands:
+        reader.close()
+        raise BandMismatch(str(source), f"layout has bands {reader.bands}, expected {tuple(bands)}")
+    batch: list[Any] = [-1, None]  # (first row, images) of the batch in memory
+
+    def read(i: int) -> Cutout:
+        start = i - i % batch_size
+        if batch[0] != start:
+            batch[:] = [
+                start,
+                reader.images(np.arange(start, min(start + batch_size, len(reader)))),
+            ]
+        return reader.cutout(i, pixels=batch[1][i - start])
+
+    out_scale = scale if scale is not None else reader.pixel_scale_arcsec
+    objects = _stream(len(reader), read, lambda i: reader.source, out_scale, size_px, reader.bands)
+    return _Plan(reader.bands, out_scale, reader.survey_name, reader.catalog, objects, reader.close)
+
+
+def _plan_fits(
+    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None
+) -> _Plan:
+    from .readers.fits_stamps import FitsStamps
+
+    stamps = FitsStamps(source, bands=bands, galsim_catalog=catalog)
+    native = {r.pixel_scale_arcsec for r in stamps.refs}
+    shapes = {r.shape[1:] for r in stamps.refs}
+    found = {r.bands for r in stamps.refs}
+    problem = None
+    if scale is None and not _all_close(native):
+        problem = f"stamps have pixel scales {sorted(native)} arcsec; pass pixel_scale_arcsec="
+    elif size_px is None and (len(shapes) > 1 or not _all_close(native)):
+        problem = f"stamps differ in size ({len(shapes)} shapes, e.g. {sorted(shapes)[:3]}) or "
+        problem += "pixel scale; pass size_px="
+    elif bands is None and len(found) > 1:
+        problem = f"stamps have different bands {sorted(found)}; pass bands="
+    if problem:
+        stamps.close()
+        raise LayoutMismatch(str(source), problem)
+    out_scale = scale if scale is not None else stamps.refs[0].pixel_scale_arcsec
+    out_bands = tuple(bands) if bands is not None else stamps.refs[0].bands
+    assert out_bands is not None  # FitsStamps raised CalibrationError for unnamed bands
+    objects = _stream(
+        len(stamps), stamps.read, lambda i: stamps.refs[i].source, out_scale, size_px, out_bands
+    )
+    name = f"fits:{source.name}"
+    return _Plan(out_bands, out_scale, name, stamps.catalog, objects, stamps.close)
+
+
+def _plan_images(
+    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None
+) -> _Plan:
+    from .readers.image_folder import DEFAULT_BANDS, ImageFolder
+
+    if scale is None:
+        raise ValueError("kind='images' needs pixel_scale_arcsec: PNG/JPEG carry no WCS")
+    folder = ImageFolder(source, catalog, pixel_scale_arcsec=scale, bands=bands or DEFAULT_BANDS)
+    shapes = {folder.image_size(i) for i in range(len(folder))} - {(0, 0)}
+    if size_px is None and len(shapes) > 1:
+        raise LayoutMismatch(
+            str(source), f"images differ in size {sorted(shapes)[:3]}; pass size_px="
+        )
+    objects = _stream(
+        len(folder), folder.read, lambda i: str(folder.path(i)), scale, size_px, folder.bands
+    )
+    return _Plan(folder.bands, scale, f"images:{source.name}", folder.catalog, objects)
+
+
+def _plan_mosaic(
+    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None
+) -> _Plan:
+    from .readers.mosaic import Mosaic
+
+    if size_px is None or catalog is None:
+        raise ValueError("kind='mosaic' needs size_px and catalog= (the source list CSV)")
+    mosaic = Mosaic(source, catalog, size_px=size_px, bands=bands)
+    out_scale = scale if scale is not None else mosaic.pixel_scale_arcsec
+    objects = _stream(
+        len(mosaic), mosaic.cutout, lambda i: mosaic.source, out_scale, size_px, mosaic.bands
+    )
+    name = f"mosaic:{source.name}"
+    return _Plan(mosaic.bands, out_scale, name, mosaic.catalog, objects, mosaic.close)
+
+
+def _stream(
+    n: int,
+    read: Callable[[int], Cutout],
+    source_of: Callable[[int], str],
+    out_scale: float,
+    size_px: int | None,
+    bands: tuple[str, ...],
+) -> Iterator[tuple[int, np.ndarray | Rejection]]:
+    """Read objects 0..n-1, conform each to the output grid, turn per-object errors into rows."""
+    for i in range(n):
+        try:
+            c = read(i)
+            if c.bands != bands:
+                raise BandMismatch(source_of(i), f"bands {c.bands}, expected {bands}", c.object_id)
+            pixels = resample(c.pixels, c.pixel_scale_arcsec, out_scale)
+            if size_px is not None:
+                pixels = pad_crop(pixels, size_px)
+            # Checked again: cropping a stamp can leave a band with nothing but NaN padding.
+            yield i, check_pixels(pixels, source_of(i), c.object_id, bands)
+        except (UnreadableCutout, CatalogError) as e:
+            yield i, _rejection(e)
+
+
+def _rejection(e: Exception) -> Rejection:
+    """A per-object error as a report row; errors that name no object are whole-input: re-raise."""
+    object_id = getattr(e, "object_id", None)
+    if object_id is None:
+        raise e
+    reason = getattr(e, "reason", str(e))
+    return Rejection(getattr(e, "source", "?"), str(object_id), f"{type(e).__name__}: {reason}")
+
+
+def _all_close(values: set[float]) -> bool:
+    return len(values) <= 1 or bool(np.ptp(sorted(values)) <= 1e-6 * max(values))

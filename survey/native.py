@@ -1,0 +1,162 @@
+"""The native skysift HDF5 layout (DESIGN.md §3) and its reader.
+
+A survey is a folder of shards `shard-00000.h5`, `shard-00001.h5`, ... Each shard holds
+`images (N, C, H, W) float32` (one object per chunk, LZF-compressed: fast, deterministic, built into
+h5py), `object_id`, `ra`, `dec` and any per-object columns, with file attributes `bands`,
+`pixel_scale_arcsec`, `survey_name`. A shard is first written as `*.h5.partial` and renamed when
+complete, so a crash never leaves a shard that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .catalog import Catalog
+from .cutout import Cutout
+from .errors import SurveyError, UnreadableCutout
+
+SHARD_GLOB = "shard-*.h5"
+_STR = h5py.string_dtype("utf-8")
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.h5"
+
+
+def write_shard(
+    path: Path,
+    images: np.ndarray,
+    catalog: Catalog,
+    bands: tuple[str, ...],
+    pixel_scale_arcsec: float,
+    survey_name: str,
+) -> Path:
+    """Write one shard atomically (temp file + rename). images: float32 (N, C, H, W)."""
+    path = Path(path)
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[1] != len(bands):
+        raise SurveyError(f"{path}: images must be (N, {len(bands)}, H, W), got {images.shape}")
+    if images.shape[0] != len(catalog):
+        raise SurveyError(f"{path}: {images.shape[0]} images but {len(catalog)} catalog rows")
+    tmp = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # track_times=False keeps the bytes identical for identical inputs (no timestamps in headers).
+    with h5py.File(tmp, "w", track_order=True) as f:
+        f.attrs["bands"] = ",".join(bands)
+        f.attrs["pixel_scale_arcsec"] = float(pixel_scale_arcsec)
+        f.attrs["survey_name"] = survey_name
+        n = images.shape[0]
+        f.create_dataset(
+            "images", data=images, chunks=(1, *images.shape[1:]) if n else None,
+            compression="lzf" if n else None, track_times=False,
+        )
+        for name, values in catalog.columns.items():
+            if values.dtype.kind in "OUS":
+                f.create_dataset(name, data=values.astype(str).astype(object), dtype=_STR, track_times=False)
+            else:
+                f.create_dataset(name, data=values, track_times=False)
+    os.replace(tmp, path)
+    return path
+
+
+class NativeSurvey:
+    """Read side of a folder of native shards: the catalog in memory, pixels on demand.
+
+    h5py handles are opened lazily and per process, so a DataLoader worker forked from a parent
+    that already read pixels does not share the parent's HDF5 state.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        if self.root.is_file():
+            self.paths = [self.root]
+        else:
+            self.paths = sorted(self.root.glob(SHARD_GLOB))
+        if not self.paths:
+            raise SurveyError(f"{self.root}: no survey shards ({SHARD_GLOB}) found")
+        cats, counts = [], []
+        attrs = None
+        for p in self.paths:
+            try:
+                with h5py.File(p, "r") as f:
+                    a = (str(f.attrs["bands"]), float(f.attrs["pixel_scale_arcsec"]), str(f.attrs["survey_name"]))
+                    shape = f["images"].shape
+                    cols = {k: _read_col(f[k]) for k in f.keys() if k != "images"}
+            except (OSError, KeyError) as e:
+                raise UnreadableCutout(str(p), f"not a readable skysift shard ({e})") from e
+            if attrs is None:
+                attrs, self.image_shape = a, tuple(shape[1:])
+            elif a[:2] != attrs[:2] or tuple(shape[1:]) != self.image_shape:
+                raise SurveyError(f"{p}: bands, pixel scale or image shape differ from {self.paths[0]}")
+            cats.append(Catalog(cols))
+            counts.append(shape[0])
+        assert attrs is not None
+        self.bands = tuple(attrs[0].split(","))
+        self.pixel_scale_arcsec = attrs[1]
+        self.survey_name = attrs[2]
+        self.catalog = Catalog.concat(cats)
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def _file(self, shard: int) -> h5py.File:
+        if self._pid != os.getpid():
+            self._files, self._pid = {}, os.getpid()
+        f = self._files.get(shard)
+        if f is None:
+            f = self._files[shard] = h5py.File(self.paths[shard], "r")
+        return f
+
+    def images(self, rows: np.ndarray | list[int]) -> np.ndarray:
+        """float32 (len(rows), C, H, W) in the order given."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.image_shape), dtype=np.float32)
+        if len(rows) == 0:
+            return out
+        if rows.min() < 0 or rows.max() >= len(self):
+            raise IndexError(f"rows out of range [0, {len(self)})")
+        shard = np.searchsorted(self._offsets, rows, side="right") - 1
+        for s in np.unique(shard):
+            sel = np.nonzero(shard == s)[0]
+            local = rows[sel] - self._offsets[s]
+            order = np.argsort(local)
+            # h5py fancy indexing needs increasing indices; read sorted, then scatter back.
+            uniq, inverse = np.unique(local[order], return_inverse=True)
+            block = self._file(int(s))["images"][uniq]
+            out[sel[order]] = block[inverse]
+        return out
+
+    def cutout(self, row: int) -> Cutout:
+        return Cutout(
+            pixels=self.images([row])[0],
+            object_id=str(self.catalog["object_id"][row]),
+            ra_deg=float(self.catalog["ra"][row]),
+            dec_deg=float(self.catalog["dec"][row]),
+            pixel_scale_arcsec=self.pixel_scale_arcsec,
+            bands=self.bands,
+        )
+
+    def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, images) in row order; reads shard by shard so memory stays at one batch."""
+        for start in range(0, len(self), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(self)))
+            yield rows, self.images(rows)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+def _read_col(ds: h5py.Dataset) -> np.ndarray:
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return ds.asstr()[()].astype(object)
+    return ds[()]

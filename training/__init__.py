@@ -1,0 +1,1 @@
+"""Contrastive pretraining (MoCo v2) of the encoder, with astronomy augmentations on the device."""

@@ -1,0 +1,100 @@
+"""Streaming batches from native survey shards: pixels plus the per-object observing conditions
+the augmentations need (E(B-V), PSF FWHM, sky noise). Worker processes read HDF5; nothing holds
+the whole survey in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from survey.native import NativeSurvey
+
+DEFAULT_FWHM_ARCSEC = 1.3
+
+
+def border_noise_sigma(images: np.ndarray, width: int = 4) -> np.ndarray:
+    """Robust per-band sky noise (N, C) from the stamp's outer ring (1.4826 * MAD), used when the
+    catalog does not record depth."""
+    ring = np.concatenate([
+        images[..., :width, :].reshape(*images.shape[:2], -1),
+        images[..., -width:, :].reshape(*images.shape[:2], -1),
+        images[..., width:-width, :width].reshape(*images.shape[:2], -1),
+        images[..., width:-width, -width:].reshape(*images.shape[:2], -1),
+    ], axis=-1)
+    med = np.nanmedian(ring, axis=-1, keepdims=True)
+    return 1.4826 * np.nanmedian(np.abs(ring - med), axis=-1)
+
+
+class Conditions:
+    """Per-object E(B-V) (N,), PSF FWHM (N, C) and noise sigma (N, C) from catalog columns when
+    present (`ebv`, `psf_fwhm_<b>` or `psfsize_<b>`, `noise_sigma_<b>`)."""
+
+    def __init__(self, survey: NativeSurvey) -> None:
+        cat, bands, n = survey.catalog, survey.bands, len(survey)
+        self.ebv = np.asarray(cat["ebv"], dtype=np.float32) if "ebv" in cat else np.zeros(n, np.float32)
+        fwhm = []
+        for b in bands:
+            col = next((c for c in (f"psf_fwhm_{b}", f"psfsize_{b}") if c in cat), None)
+            fwhm.append(cat[col] if col else np.full(n, DEFAULT_FWHM_ARCSEC))
+        self.fwhm = np.stack(fwhm, 1).astype(np.float32)
+        cols = [f"noise_sigma_{b}" for b in bands]
+        self.noise = np.stack([cat[c] for c in cols], 1).astype(np.float32) if all(c in cat for c in cols) else None
+
+
+class SurveyBatches(Dataset):
+    """Indexable by a whole batch of rows (sorted reads from HDF5 are much faster than single ones)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.survey = NativeSurvey(self.root)
+        self.conditions = Conditions(self.survey)
+
+    def __len__(self) -> int:
+        return len(self.survey)
+
+    def __getitem__(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        rows_arr = np.sort(np.asarray(rows, dtype=np.int64))
+        images = self.survey.images(rows_arr)
+        c = self.conditions
+        noise = c.noise[rows_arr] if c.noise is not None else border_noise_sigma(images).astype(np.float32)
+        return {
+            "rows": torch.from_numpy(rows_arr),
+            "images": torch.from_numpy(np.nan_to_num(images, nan=0.0)),
+            "ebv": torch.from_numpy(c.ebv[rows_arr]),
+            "fwhm": torch.from_numpy(c.fwhm[rows_arr]),
+            "noise": torch.from_numpy(noise),
+        }
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Seeded shuffle per epoch, split across ranks, cut into full batches; `skip` batches are
+    dropped from the front so a resumed run sees exactly the batches it had not seen."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1, skip: int = 0) -> None:
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.rank, self.world, self.skip = rank, world, skip
+
+    def batches(self) -> list[list[int]]:
+        g = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch]))
+        order = g.permutation(self.n)
+        per_rank = (self.n // self.world) // self.batch_size * self.batch_size
+        mine = order[self.rank * per_rank : (self.rank + 1) * per_rank]
+        return [mine[i : i + self.batch_size].tolist() for i in range(0, per_rank, self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches()[self.skip :])
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches()) - self.skip)
+
+
+def make_loader(dataset: SurveyBatches, sampler: EpochBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(
+        dataset, sampler=sampler, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+        prefetch_factor=4 if workers > 0 else None, persistent_workers=False,
+    )
