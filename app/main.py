@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import errors
 from .holder import IndexHolder
-from .routes import cutouts, health, objects
+from .routes import admin, conesearch, cutouts, health, objects, rankings, search, votes
 from .settings import ServiceSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -41,7 +41,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.holder = holder
     errors.install(app)
-    for r in (objects.router, cutouts.router, health.router):
+    for r in (objects.router, search.router, rankings.router, votes.router, conesearch.router, cutouts.router,
+              admin.router, health.router):
         app.include_router(r)
 
     @app.middleware("http")

@@ -34,10 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
+# libgomp threads spin while they wait; on a 2-core machine shared with other jobs a spinning
+# thread starves its partner, and 2-thread FAISS calls ran 4-10x slower than 1-thread ones
+# (k-means training 9.1 s vs 1.9 s, Flat single query 16 ms vs 1.4 ms at 20k x 128). Passive
+# waiting must be chosen before FAISS loads libgomp; export OMP_WAIT_POLICY=ACTIVE to compare.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from indexer.index_types import (
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from indexer.index_types import (  # noqa: E402
     IndexSpec,
     apply_search_params,
     build_index,
@@ -146,8 +152,9 @@ def configs(n: int, dim: int, args: argparse.Namespace) -> list[tuple[str, Index
                 sweep.append(dict(chosen.search_params))
             break
     else:
-        out.append(("choose_index", IndexSpec(chosen.factory, train_size=chosen.train_size),
-                    [dict(chosen.search_params)]))
+        out.append(
+            ("choose_index", IndexSpec(chosen.factory, train_size=chosen.train_size), [dict(chosen.search_params)])
+        )
     return out
 
 
@@ -184,15 +191,17 @@ def machine() -> dict[str, Any]:
 
 def git_sha() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "uncommitted"
 
 
+def log(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, dim = args.n, args.dim
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     mix = make_mixture(dim, args.clusters, args.rank, args.iso, args.seed)
     xb = sample(mix, n, seed=args.seed + 1)
@@ -223,9 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _, ids = search(index, xq, K)
             recall = intersection_recall(ids, gt)
             n_lat = min(args.queries, args.flat_latency_queries if name == "Flat" else args.queries)
-            latency = {
-                str(t): summarise(latency_ms(index, xq[:n_lat], t, args.warmup)) for t in args.threads
-            }
+            latency = {str(t): summarise(latency_ms(index, xq[:n_lat], t, args.warmup)) for t in args.threads}
             row = {
                 "name": name,
                 "factory": spec.factory,
@@ -237,19 +244,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "warmup_queries": args.warmup,
                 "build_s": build_s,
                 "bytes_per_object": nbytes / n,
-                "meets_target": recall >= TARGET_RECALL
-                and latency["1"]["p50_ms"] <= TARGET_P50_MS if "1" in latency else None,
+                "meets_target": (recall >= TARGET_RECALL and latency["1"]["p50_ms"] <= TARGET_P50_MS)
+                if "1" in latency
+                else None,
             }
             rows.append(row)
-            log(f"  {params}: recall@10 {recall:.4f}, "
-                + ", ".join(f"{t} thr p50 {v['p50_ms']:.3f} p99 {v['p99_ms']:.3f} ms"
-                            for t, v in latency.items()))
+            log(
+                f"  {params}: recall@10 {recall:.4f}, "
+                + ", ".join(f"{t} thr p50 {v['p50_ms']:.3f} p99 {v['p99_ms']:.3f} ms" for t, v in latency.items())
+            )
         del index
         loads.append(os.getloadavg()[0])
 
     chosen = choose_index(n, dim)
-    match = next(r for r in rows if r["factory"] == chosen.factory
-                 and r["search_params"] == chosen.search_params)
+    match = next(r for r in rows if r["factory"] == chosen.factory and r["search_params"] == chosen.search_params)
     return {
         "benchmark": "index_types",
         "question": "which index type reaches recall@10 >= 0.95 at <= 1 ms p50 on one thread",
@@ -259,20 +267,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "load_average_1min": loads,
         "settings": {
-            "n": n, "dim": dim, "queries": args.queries, "k": K, "seed": args.seed,
-            "clusters": args.clusters, "rank": args.rank, "iso": args.iso,
-            "threads": args.threads, "warmup": args.warmup,
+            "n": n,
+            "dim": dim,
+            "queries": args.queries,
+            "k": K,
+            "seed": args.seed,
+            "clusters": args.clusters,
+            "rank": args.rank,
+            "iso": args.iso,
+            "threads": args.threads,
+            "warmup": args.warmup,
             "flat_latency_queries": args.flat_latency_queries,
             "queries_are": "held-out draws from the same mixture",
             "latency_is": "wall time of indexer.index_types.search on one query",
             "blas_threshold": faiss.cvar.distance_compute_blas_threshold,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "timing": {"generate_s": gen_s, "ground_truth_s": gt_s},
         "target": {"recall_at_10": TARGET_RECALL, "p50_ms_one_thread": TARGET_P50_MS},
-        "choose_index": {"spec": chosen.to_json(), "name": match["name"],
-                         "recall_at_10": match["recall_at_10"],
-                         "p50_ms_one_thread": match["latency"]["1"]["p50_ms"],
-                         "meets_target": match["meets_target"]},
+        "choose_index": {
+            "spec": chosen.to_json(),
+            "name": match["name"],
+            "recall_at_10": match["recall_at_10"],
+            "p50_ms_one_thread": match["latency"]["1"]["p50_ms"],
+            "meets_target": match["meets_target"],
+        },
         "results": rows,
     }
 
@@ -291,16 +310,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"n = {s['n']:,} x {s['dim']}-d clustered unit vectors ({s['clusters']} clusters, "
         f"rank {s['rank']}, iso {s['iso']}), {s['queries']} held-out queries, k = {s['k']}; "
         f"latency: {s['warmup']} warm-up queries dropped, then each query timed once "
-        f"(Flat: first {s['flat_latency_queries']}).",
+        f"(Flat: first {min(s['queries'], s['flat_latency_queries'])}).",
         "",
         f"- machine: {m['cpu_model']}, {m['cpu_count']} CPUs ({m['platform']}), "
         f"{m['memory_gb']} GB, faiss {m['faiss']} ({m['faiss_compile_options']}), "
-        f"nice {m['nice']}; load average during run "
+        f"nice {m['nice']}, OMP_WAIT_POLICY={s.get('omp_wait_policy')}; load average during run "
         f"{min(result['load_average_1min']):.1f}-{max(result['load_average_1min']):.1f}",
         f"- date: {result['date']}, git: {result['git_sha']}",
         f"- command: `{result['command']}`",
-        f"- exact ground truth ({s['queries']} queries, batched, BLAS): "
-        f"{result['timing']['ground_truth_s']:.1f} s",
+        f"- exact ground truth ({s['queries']} queries, batched, BLAS): {result['timing']['ground_truth_s']:.1f} s",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
@@ -308,10 +326,8 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["results"]:
         params = ", ".join(f"{k}={v}" for k, v in r["search_params"].items()) or "-"
         cells = [r["name"], f"`{r['factory']}`", params, f"{r['recall_at_10']:.4f}"]
-        cells += [f"{r['latency'][t]['p50_ms']:.3f} / {r['latency'][t]['p99_ms']:.3f}"
-                  for t in threads]
-        cells += [f"{r['build_s']:.1f}", f"{r['bytes_per_object']:.0f}",
-                  "yes" if r["meets_target"] else "no"]
+        cells += [f"{r['latency'][t]['p50_ms']:.3f} / {r['latency'][t]['p99_ms']:.3f}" for t in threads]
+        cells += [f"{r['build_s']:.1f}", f"{r['bytes_per_object']:.0f}", "yes" if r["meets_target"] else "no"]
         lines.append("| " + " | ".join(cells) + " |")
     spec = c["spec"]
     params = ", ".join(f"{k}={v}" for k, v in spec["search_params"].items()) or "-"
@@ -320,8 +336,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"`choose_index({s['n']}, {s['dim']})` picks `{spec['factory']}` ({params}): "
         f"recall@10 {c['recall_at_10']:.4f}, p50 {c['p50_ms_one_thread']:.3f} ms on one thread "
         f"-> target (recall@10 >= {result['target']['recall_at_10']}, p50 <= "
-        f"{result['target']['p50_ms_one_thread']} ms) "
-        + ("**met**." if c["meets_target"] else "**missed**."),
+        f"{result['target']['p50_ms_one_thread']} ms) " + ("**met**." if c["meets_target"] else "**missed**."),
     ]
     return "\n".join(lines)
 
@@ -337,17 +352,18 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--types", default="flat,hnsw,ivfpq,ivfsq8")
     p.add_argument("--hnsw-m", type=int, nargs="+", default=[32])
-    p.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     p.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     p.add_argument("--k-factor", type=int, nargs="+", default=[8])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--flat-latency-queries", type=int, default=200,
-                   help="Flat costs ~n*dim per query; time only this many")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON path (default bench/results/index_types_n<N>.json)")
-    p.add_argument("--markdown", type=Path, metavar="JSON",
-                   help="print the Markdown table of an existing result file and exit")
+    p.add_argument(
+        "--flat-latency-queries", type=int, default=200, help="Flat costs ~n*dim per query; time only this many"
+    )
+    p.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/index_types_n<N>.json)")
+    p.add_argument(
+        "--markdown", type=Path, metavar="JSON", help="print the Markdown table of an existing result file and exit"
+    )
     args = p.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
