@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import errors
 from .holder import IndexHolder
-from .routes import admin, conesearch, cutouts, health, objects, rankings, search, votes
+from .routes import admin, conesearch, cutouts, health, map, objects, rankings, search, votes
 from .settings import ServiceSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -42,7 +42,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.holder = holder
     errors.install(app)
     for r in (objects.router, search.router, rankings.router, votes.router, conesearch.router, cutouts.router,
-              admin.router, health.router):
+              map.router, admin.router, health.router):
         app.include_router(r)
 
     @app.middleware("http")
