@@ -51,7 +51,7 @@ class ErrorBody(BaseModel):
     detail: str = Field(examples=["no object with id 'nope' in this survey"])
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown object or route"},
     422: {"model": ErrorBody, "description": "invalid parameter"},
     503: {"model": ErrorBody, "description": "no published version yet"},

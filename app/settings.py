@@ -18,6 +18,7 @@ class ServiceSettings(BaseSettings):
     max_k: int = 500
     max_upload_bytes: int = 20 * 1024 * 1024
     max_cutout_px: int = 512
+    max_upload_side_px: int = 4096  # larger uploads are refused from their header, before decoding
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000

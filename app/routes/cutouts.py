@@ -1,12 +1,16 @@
-"""Cutout images: colour PNG (Lupton arcsinh stretch)."""
+"""Cutout images: colour PNG (Lupton arcsinh stretch) and the pixels as a FITS cube with WCS."""
 
 from __future__ import annotations
 
+import io
 from typing import Annotated
 
+import numpy as np
+from astropy.io import fits
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from indexer.store import IndexedSurvey
 from survey.render import png_bytes
 
 from ..deps import IndexDep, SettingsDep
@@ -16,12 +20,14 @@ from ..schemas import ERRORS
 router = APIRouter(prefix="/api/v1", tags=["cutouts"])
 
 CACHE = {"Cache-Control": "public, max-age=86400"}
+ObjectId = Annotated[str, Path(min_length=1, description="the survey's object ID (may contain '/')",
+                               examples=["sim-0000042"])]
 
 
 @router.get("/cutouts/{object_id:path}.png", response_class=Response, responses={
     **ERRORS, 200: {"content": {"image/png": {}}, "description": "colour composite"}})
 def cutout_png(
-    object_id: Annotated[str, Path(min_length=1, examples=["sim-0000042"])], store: IndexDep, settings: SettingsDep,
+    object_id: ObjectId, store: IndexDep, settings: SettingsDep,
     size: Annotated[int | None, Query(ge=8, description="output width = height in px")] = None,
     stretch: Annotated[float, Query(gt=0, le=100)] = 0.5,
     q: Annotated[float, Query(ge=0, le=100)] = 8.0,
@@ -32,3 +38,58 @@ def cutout_png(
     row = store.row_of(object_id)
     pixels = store.images([row])[0]
     return Response(png_bytes(pixels, store.bands, size, stretch, q), media_type="image/png", headers=CACHE)
+
+
+@router.get("/cutouts/{object_id:path}.fits", response_class=Response, responses={
+    **ERRORS, 200: {"content": {"application/fits": {}},
+                    "description": "FITS cube (C, H, W) float32 with a celestial TAN WCS centred on the object"}})
+def cutout_fits(object_id: ObjectId, store: IndexDep) -> Response:
+    """The object's pixels exactly as indexed: a (C, H, W) float32 cube in the survey's flux
+    unit, with a TAN WCS whose reference pixel is the stamp centre at the object's catalog
+    (ra, dec), north up and east left; band names in BANDS and BAND1..BANDn."""
+    row = store.row_of(object_id)
+    hdu = fits.PrimaryHDU(np.ascontiguousarray(store.images([row])[0], dtype=np.float32),
+                          header=fits_header(store, row))
+    buf = io.BytesIO()
+    hdu.writeto(buf, output_verify="exception")
+    safe = object_id.replace("/", "_").replace('"', "_")
+    return Response(buf.getvalue(), media_type="application/fits",
+                    headers={**CACHE, "Content-Disposition": f'attachment; filename="{safe}.fits"'})
+
+
+def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
+    """WCS and provenance cards for one object's stamp; shape from the manifest's image_shape."""
+    rec = store.record(row)
+    c, h, w = store.manifest["survey"].get("image_shape") or store.images([row])[0].shape
+    scale_deg = store.pixel_scale_arcsec / 3600.0
+    unit = store.manifest["survey"].get("flux_unit", "nanomaggy")
+    hdr = fits.Header()
+    cards: list[tuple[str, object, str]] = [
+        ("WCSAXES", 2, "celestial axes; axis 3 is the band"),
+        ("CTYPE1", "RA---TAN", "gnomonic projection"), ("CTYPE2", "DEC--TAN", ""),
+        ("CUNIT1", "deg", ""), ("CUNIT2", "deg", ""),
+        ("CRVAL1", float(rec["ra"]), "[deg] object RA (catalog, ICRS)"),
+        ("CRVAL2", float(rec["dec"]), "[deg] object Dec (catalog, ICRS)"),
+        ("CRPIX1", (w + 1) / 2.0, "stamp centre (1-based)"), ("CRPIX2", (h + 1) / 2.0, "stamp centre (1-based)"),
+        ("CDELT1", -scale_deg, "[deg/px] east left"), ("CDELT2", scale_deg, "[deg/px] north up"),
+        ("RADESYS", "ICRS", ""),
+        ("BUNIT", unit, "linear flux per pixel"),
+        ("PIXSCALE", store.pixel_scale_arcsec, "[arcsec/px]"),
+        ("OBJECT", _ascii(str(rec["object_id"])), "survey object id"),
+        ("BANDS", ",".join(store.bands), "band of each plane, axis 3 order"),
+    ]
+    cards += [(f"BAND{i + 1}", b, f"band of plane {i + 1}") for i, b in enumerate(store.bands)]
+    cards += [("SURVEY", _ascii(str(store.manifest["survey"].get("name", ""))), ""),
+              ("SKYVER", store.version, "skysift index version"),
+              ("ORIGIN", "skysift", "")]
+    for key, value, comment in cards:
+        hdr[key] = (value, comment)
+    hdr.add_comment("Pixels as indexed by skysift; NaN marks pixels without data.")
+    if "flux_unit" not in store.manifest["survey"]:
+        hdr.add_comment("BUNIT assumed (the version's manifest records no flux unit).")
+    return hdr
+
+
+def _ascii(text: str) -> str:
+    """FITS headers hold printable ASCII only."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")

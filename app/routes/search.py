@@ -1,7 +1,282 @@
-"""Search routes (placeholder router; filled in by its own change)."""
+"""Search: by sky position, by an uploaded cutout, and by positive/negative example objects.
+
+All three answer in the shape of `/objects/{id}/similar`: `version`, `k`, `query`, `neighbours`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
+from typing import Annotated
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import Angle
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from encoder.errors import WeightsError
+from indexer.store import Filters, IndexedSurvey
+
+from .. import uploads
+from ..deps import IndexDep, SettingsDep
+from ..errors import ApiError
+from ..schemas import ObjectRecord
+from ..schemas_search import (
+    EXAMPLES_ERRORS,
+    POSITION_ERRORS,
+    UPLOAD_ERRORS,
+    CutoutSearchForm,
+    ExamplesQuery,
+    ExamplesRequest,
+    ExamplesResponse,
+    PositionMatch,
+    PositionSearchResponse,
+    UploadQuery,
+    UploadSearchResponse,
+    cutout_form_openapi,
+)
+from .objects import check_k, neighbour_records
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
+
+NEGATIVE_WEIGHT = 0.5  # Rocchio-style relevance feedback: positives weigh 1, negatives 0.5
+DEFAULT_MATCH_RADIUS_ARCSEC = 3.0  # ~ a seeing disc and a half; catalog positions of one galaxy agree to < 1"
+
+# Upload errors, most specific first: (status, error code).
+UPLOAD_STATUS: list[tuple[type[uploads.UploadError], int, str]] = [
+    (uploads.UploadTooLarge, 413, "upload_too_large"),
+    (uploads.ImageTooLarge, 413, "image_too_large"),
+    (uploads.UnsupportedFormat, 415, "unsupported_format"),
+    (uploads.NotMultipart, 415, "unsupported_media_type"),
+    (uploads.FormatMismatch, 422, "format_mismatch"),
+    (uploads.EmptyUpload, 422, "empty_upload"),
+    (uploads.EmptyImage, 422, "empty_image"),
+    (uploads.MissingPixelScale, 422, "missing_pixel_scale"),
+    (uploads.ConflictingInput, 422, "conflicting_input"),
+    (uploads.BadField, 422, "invalid_parameter"),
+    (uploads.UnsupportedArray, 422, "unsupported_array"),
+    (uploads.BadForm, 422, "bad_form"),
+    (uploads.UploadError, 422, "bad_upload"),
+]
+
+
+def as_api_error(e: uploads.UploadError) -> ApiError:
+    status, code = next((s, c) for cls, s, c in UPLOAD_STATUS if isinstance(e, cls))
+    return ApiError(status, code, str(e))
+
+
+def make_filters(k: int | None, z_min: float | None, z_max: float | None, mag_max: float | None,
+                 default_k: int, max_k: int) -> tuple[int, Filters]:
+    k = default_k if k is None else k
+    check_k(k, max_k)
+    if z_min is not None and z_max is not None and z_min > z_max:
+        raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
+    return k, Filters(z_min, z_max, mag_max)
+
+
+# ---- position
+
+
+def parse_angle(name: str, text: str) -> float:
+    """Degrees from '150.25', '10:01:00.5' / '10 01 00.5' (hours for ra, degrees for dec),
+    '10h01m00.5s' or '+02d30m00s'; ApiError 422 naming the parameter otherwise."""
+    s = text.strip()
+    is_ra = name == "ra"
+    try:
+        value = float(s)
+    except ValueError:
+        try:
+            if any(c in s.lower() for c in "hdms°'\""):  # the string carries its own unit
+                angle = Angle(s)
+                if not is_ra and angle.unit == u.hourangle:
+                    raise ValueError("dec is in degrees, not hours")
+            else:
+                angle = Angle(s, unit=u.hourangle if is_ra else u.deg)
+            value = float(angle.deg)
+        except (ValueError, u.UnitsError) as e:
+            form = "'10:21:34.5' (hours)" if is_ra else "'+02:30:00' (degrees)"
+            raise ApiError(422, "invalid_parameter", f"{name}={text!r} is not an angle ({e}); give degrees "
+                                                     f"like 150.25 or sexagesimal like {form}") from None
+    lo, hi = (0.0, 360.0) if is_ra else (-90.0, 90.0)
+    if not math.isfinite(value) or value < lo or value > hi or (is_ra and value == hi):
+        bounds = "[0, 360)" if is_ra else "[-90, 90]"
+        raise ApiError(422, "invalid_parameter", f"{name}={text!r} is {value:g} deg, outside {bounds}")
+    return value
+
+
+def nearest_object(store: IndexedSurvey, ra_deg: float, dec_deg: float, radius_arcsec: float) -> tuple[int, float]:
+    """(row, separation in arcsec) of the object nearest to a position, exact within the radius.
+
+    Not `store.nearest_object`: its widening HEALPix cones reach 10 and 180 deg, and
+    astropy_healpix's cone search at nside 256 takes 0.4 s at 10 deg and minutes at 180 deg, so a
+    position far from the survey would hang the request. Within the radius (<= 1 deg) a cone is
+    fast; outside it, the nearest object is only needed for the 404 message, found by one
+    vectorised haversine pass over the catalog.
+    """
+    rows, sep = store.cone_rows(ra_deg, dec_deg, radius_arcsec / 3600.0)
+    if len(rows):
+        return int(rows[0]), float(sep[0] * 3600.0)
+    ra0, dec0 = np.radians(ra_deg), np.radians(dec_deg)
+    ra, dec = np.radians(store.catalog["ra"]), np.radians(store.catalog["dec"])
+    hav = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * np.cos(dec0) * np.sin((ra - ra0) / 2) ** 2
+    i = int(np.argmin(hav))
+    return i, float(np.degrees(2 * np.arcsin(np.sqrt(min(1.0, hav[i])))) * 3600.0)
+
+
+def _arcsec(sep: float) -> str:
+    return f"{sep:.1f} arcsec" + (f" ({sep / 3600:.3f} deg)" if sep >= 3600 else "")
+
+
+@router.get("/search/position", response_model=PositionSearchResponse, responses=POSITION_ERRORS)
+def search_position(
+    store: IndexDep, settings: SettingsDep,
+    ra: Annotated[str, Query(min_length=1, max_length=40, description="right ascension: degrees, or sexagesimal "
+                             "hours ('10:02:57.5', '10 02 57.5', '10h02m57.5s')", openapi_examples={
+                                 "degrees": {"value": "150.7397"}, "sexagesimal": {"value": "10:02:57.52"},
+                                 "hms": {"value": "10h02m57.52s"}})],
+    dec: Annotated[str, Query(min_length=1, max_length=40, description="declination: degrees, or sexagesimal "
+                              "degrees ('+02:32:48.2', '+02d32m48.2s')", openapi_examples={
+                                  "degrees": {"value": "2.5467"}, "sexagesimal": {"value": "+02:32:48.2"}})],
+    match_radius_arcsec: Annotated[float, Query(gt=0, le=3600, description="how far the nearest catalogued "
+                                                "object may be from the position")] = DEFAULT_MATCH_RADIUS_ARCSEC,
+    k: Annotated[int | None, Query(ge=1, description="number of results (default: the service's default_k)")] = None,
+    z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
+    z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
+    mag_max: Annotated[float | None, Query(ge=-10, le=40)] = None,
+) -> PositionSearchResponse:
+    """The catalogued object nearest to (ra, dec), if within `match_radius_arcsec`, and its most
+    similar objects, as `/objects/{id}/similar`; `matched` tells how far the object is. 404
+    `no_object_in_radius` names the nearest object and its distance otherwise."""
+    ra_deg, dec_deg = parse_angle("ra", ra), parse_angle("dec", dec)
+    k, filters = make_filters(k, z_min, z_max, mag_max, settings.default_k, settings.max_k)
+    row, sep = nearest_object(store, ra_deg, dec_deg, match_radius_arcsec)
+    oid = str(store.catalog["object_id"][row])
+    if sep > match_radius_arcsec:
+        raise ApiError(404, "no_object_in_radius",
+                       f"no catalogued object within {match_radius_arcsec:g} arcsec of ra={ra_deg:.5f}, "
+                       f"dec={dec_deg:.5f} deg; the nearest object, {oid}, is {_arcsec(sep)} away")
+    hits = store.similar(oid, k, filters)
+    return PositionSearchResponse(
+        version=store.version, k=k, query=ObjectRecord.from_record(store.record(row)),
+        neighbours=neighbour_records(store, hits),
+        matched=PositionMatch(ra=ra_deg, dec=dec_deg, object_id=oid, separation_arcsec=sep,
+                              match_radius_arcsec=match_radius_arcsec))
+
+
+# ---- uploaded cutout
+
+
+async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dict[str, str], str | None, bytes]:
+    """(text fields, file name, file bytes) of a multipart body, never reading past the limit."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise uploads.NotMultipart(f"expected a multipart/form-data body with a 'file' part, got "
+                                   f"{request.headers.get('content-type') or 'no Content-Type'}")
+    uploads.check_content_length(request.headers.get("content-length"), max_upload_bytes)
+    parser = MultiPartParser(request.headers, uploads.limited(request.stream(), max_upload_bytes),
+                             max_files=1, max_fields=20)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise uploads.BadForm(f"malformed multipart body: {e.message}") from e
+    try:
+        files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                if key in fields:
+                    raise uploads.BadForm(f"field {key!r} is given twice")
+                if value.strip():  # an empty form input means "not given"
+                    fields[key] = value
+        if not files:
+            hint = " (it came as text: send it as a file part)" if "file" in fields else ""
+            raise uploads.EmptyUpload(f"no 'file' part in the form{hint}; send the cutout as multipart field 'file'")
+        name, upload = files[0]
+        if name != "file":
+            raise uploads.BadForm(f"the file part is named {name!r}; name it 'file'")
+        data = await upload.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise uploads.UploadTooLarge(f"the file is larger than the limit of {max_upload_bytes} bytes")
+        fields.pop("file", None)
+        return fields, upload.filename, data
+    finally:
+        await form.close()
+
+
+def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form: CutoutSearchForm, k: int,
+                   filters: Filters, max_side_px: int = uploads.MAX_SIDE_PX) -> UploadSearchResponse:
+    encoder, card = uploads.encoders.get(store)
+    where = f"upload {filename!r}" if filename else "upload"
+    up = uploads.decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
+                               bands=uploads.parse_bands(form.bands), max_side_px=max_side_px)
+    pixels = uploads.to_model_grid(up, card, uploads.stamp_size(store, card), where)
+    hits = store.search_vector(uploads.embed_upload(encoder, card, pixels), k, filters)
+    query = UploadQuery(
+        filename=filename, format=up.format, bytes=len(data), shape=list(up.shape), bands=list(up.bands),
+        pixel_scale_arcsec=up.pixel_scale_arcsec, pixel_scale_source=up.pixel_scale_source,
+        resampled_to_arcsec=card.preprocess.pixel_scale_arcsec, model_input_px=card.preprocess.input_size_px,
+        ra=up.ra_deg, dec=up.dec_deg, flux=up.flux, notes=up.notes)
+    return UploadSearchResponse(version=store.version, k=k, query=query, neighbours=neighbour_records(store, hits))
+
+
+@router.post("/search/cutout", response_model=UploadSearchResponse, responses=UPLOAD_ERRORS,
+             openapi_extra=cutout_form_openapi())
+async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep) -> UploadSearchResponse:
+    """The objects most similar to an uploaded cutout (multipart/form-data, field `file`).
+
+    FITS (2-D or (C, H, W) with a celestial WCS or PIXSCALE), PNG/JPEG (a Lupton arcsinh colour
+    composite like `/cutouts/{id}.png`; R,G,B = reddest..bluest band) or NPY ((C, H, W) floats).
+    The upload is resampled to the model's pixel scale, centred on the model's input, and embedded
+    with the encoder that built the served version. `query.notes` lists every assumption made.
+    At most `max_upload_bytes` (413 `upload_too_large`) and 4096 px per side (413 `image_too_large`).
+    """
+    try:
+        fields, filename, data = await read_upload_form(request, settings.max_upload_bytes)
+        try:
+            form = CutoutSearchForm.model_validate(fields)
+        except ValidationError as e:
+            raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
+        k, filters = make_filters(form.k, form.z_min, form.z_max, form.mag_max, settings.default_k, settings.max_k)
+        return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters,
+                                      settings.max_upload_side_px)
+    except uploads.UploadError as e:
+        raise as_api_error(e) from e
+    except WeightsError as e:
+        raise ApiError(503, "encoder_unavailable", f"version {store.version}: its encoder cannot be loaded: {e}") from e
+
+
+# ---- examples
+
+
+def _mean_vector(store: IndexedSurvey, rows: list[int]) -> np.ndarray:
+    return np.mean([store.vector(r) for r in rows], axis=0)
+
+
+@router.post("/search/examples", response_model=ExamplesResponse, responses=EXAMPLES_ERRORS)
+def search_examples(body: ExamplesRequest, store: IndexDep, settings: SettingsDep) -> ExamplesResponse:
+    """"More like these, less like those": objects near
+    `normalize(mean(positive) - 0.5 * mean(negative))` of the unit embeddings (Rocchio relevance
+    feedback; negatives count half so that they steer the query without flipping it). The
+    examples themselves are left out of the results."""
+    k, filters = make_filters(body.k, body.z_min, body.z_max, body.mag_max, settings.default_k, settings.max_k)
+    positive, negative = list(dict.fromkeys(body.positive)), list(dict.fromkeys(body.negative))
+    both = [oid for oid in positive if oid in set(negative)]
+    if both:
+        raise ApiError(422, "invalid_parameter", f"{', '.join(both[:5])} is both a positive and a negative example")
+    pos_rows = [store.row_of(oid) for oid in positive]  # UnknownObject -> 404 naming the id
+    neg_rows = [store.row_of(oid) for oid in negative]
+    query = _mean_vector(store, pos_rows)
+    if neg_rows:
+        query = query - NEGATIVE_WEIGHT * _mean_vector(store, neg_rows)
+    norm = float(np.linalg.norm(query))
+    if norm < 1e-6:
+        raise ApiError(422, "invalid_parameter", "the positive and negative examples cancel out: nothing is left "
+                                                 "to search for; drop some negatives")
+    hits = store.search_vector(query / norm, k, filters, exclude=set(pos_rows) | set(neg_rows))
+    return ExamplesResponse(version=store.version, k=k,
+                            query=ExamplesQuery(positive=positive, negative=negative, negative_weight=NEGATIVE_WEIGHT),
+                            neighbours=neighbour_records(store, hits))
+
