@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/skysift demo
 
-test: install
+CHROMIUM ?= /usr/bin/chromium
+
+test: install $(CHROMIUM)
 	$(BIN)/pytest -q
+
+# The explorer's browser tests drive Debian's chromium via pytest-playwright; `playwright install` cannot download here.
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 lint: install
 	$(BIN)/ruff check .

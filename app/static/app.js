@@ -1,74 +1,304 @@
-// skysift explorer: uses only the public REST API under /api/v1.
+// skysift explorer: the page's controller. It uses only the public REST API under /api/v1.
+//
+// index.html loads this file as a classic script; it pulls the ES modules under /static/js in
+// with import() (no build step), and the map module only when the map tab first opens.
+// The search lives in the address (?q=…&k=…&z_min=…&z_max=…&mag_max=…), the tab in the hash
+// (#search, #anomalies/2, #lenses, #map). Timing marks (performance.now(), ms since navigation)
+// go to window.__skysift.marks for tests and bench/bench_explorer.py.
 "use strict";
 
-const $ = (sel) => document.querySelector(sel);
-const api = (path) => fetch(path).then(async (r) => {
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.detail || `request failed (${r.status})`);
-  return body;
-});
+window.__skysift = { marks: {}, ready: false, map: null };
 
-function setStatus(text, isError = false) {
-  const el = $("#status");
-  el.textContent = text;
-  el.classList.toggle("error", isError);
-}
+(async function main() {
+  const [{ ApiError, errorMessage, getJSON, request }, query, cards, { Votes }, { Panel }, { Ranking }] =
+    await Promise.all([
+      import("/static/js/api.js"), import("/static/js/query.js"), import("/static/js/cards.js"),
+      import("/static/js/votes.js"), import("/static/js/panel.js"), import("/static/js/rankings.js"),
+    ]);
+  const $ = (sel) => document.querySelector(sel);
+  const marks = window.__skysift.marks;
+  const el = {
+    form: $("#search-form"), query: $("#query"), k: $("#k"), file: $("#file"), chip: $("#file-chip"),
+    status: $("#status"), message: $("#message"), results: $("#results"), summary: $("#summary"),
+    pixelScale: $("#pixel_scale"), bands: $("#bands"), overlay: $("#drop-overlay"),
+  };
+  const filterInputs = Object.fromEntries(query.FILTERS.map((f) => [f, document.getElementById(f)]));
 
-function card(n, isQuery) {
-  const el = document.createElement("article");
-  el.className = "card" + (isQuery ? " query" : "");
-  el.tabIndex = 0;
-  el.dataset.objectId = n.object_id;
-  const img = document.createElement("img");
-  img.loading = "lazy";
-  img.alt = n.object_id;
-  img.src = `/api/v1/cutouts/${encodeURIComponent(n.object_id)}.png?size=128`;
-  const id = document.createElement("div");
-  id.className = "id";
-  id.textContent = n.object_id;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const z = n.z != null ? ` · z ${Number(n.z).toFixed(3)}` : "";
-  meta.textContent = isQuery ? `query${z}` : `d ${n.distance.toFixed(3)}${z}`;
-  el.append(img, id, meta);
-  const go = () => search(n.object_id);
-  el.addEventListener("click", go);
-  el.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
-  return el;
-}
-
-async function search(objectId, push = true) {
-  const k = $("#k").value;
-  $("#query").value = objectId;
-  if (push) history.pushState({ q: objectId }, "", `?q=${encodeURIComponent(objectId)}&k=${k}`);
-  setStatus("searching…");
-  const results = $("#results");
-  try {
-    const res = await api(`/api/v1/objects/${encodeURIComponent(objectId)}/similar?k=${k}`);
-    results.replaceChildren(...res.neighbours.map((n, i) => card(n, i === 0 && n.object_id === res.query.object_id)));
-    setStatus(`${res.neighbours.length} most similar to ${res.query.object_id} (version ${res.version})`);
-  } catch (err) {
-    results.replaceChildren();
-    setStatus(err.message, true);
+  // ---- messages
+  const setStatus = (text) => { el.status.textContent = text; };
+  function showError(err, context = "") {
+    el.message.textContent = errorMessage(err, context);
+    el.message.hidden = false;
   }
-}
+  const clearError = () => { el.message.hidden = true; el.message.textContent = ""; };
 
-$("#search-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const q = $("#query").value.trim();
-  if (q) search(q);
-});
+  // ---- shared pieces
+  const votes = new Votes($("#voter"), showError);
+  const panel = new Panel($("#detail"), {
+    votes, onError: showError,
+    onSearch: (rec) => { panel.close(); searchId(rec.object_id); },
+    onShowOnMap: (rec) => { panel.close(); location.hash = "map"; mapReady().then((m) => m?.focusRow(rec.row)); },
+  });
+  const open = (rec, card) => panel.open(rec, card);
+  cards.installGrid(el.results, { onOpen: open, onSearch: (rec) => searchId(rec.object_id) });
+  const rankings = {
+    anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", label: "most anomalous objects", votes,
+      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+    lenses: new Ranking($("#panel-lenses"), { kind: "lenses", label: "strong-lens candidates", votes,
+      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+  };
 
-window.addEventListener("popstate", (e) => { if (e.state && e.state.q) search(e.state.q, false); });
+  // ---- the map, loaded on first use
+  let map = null;
+  let mapModule = null;
+  let lastHighlight = null;
+  async function mapReady() {
+    if (!mapModule) mapModule = import("/static/js/map.js");
+    const { EmbeddingMap } = await mapModule;
+    if (!map) {
+      map = window.__skysift.map = new EmbeddingMap($("#map-canvas"), {
+        legend: $("#map-legend"), info: $("#map-info"), onError: showError,
+        onPick: async (row) => {
+          try {
+            const rec = await getJSON(`/api/v1/map/points/${row}`);
+            marks.mapPickMs = performance.now();
+            panel.open(rec, $("#map-canvas"));
+          } catch (err) { showError(err); }
+        },
+      });
+      $("#map-zoom-in").addEventListener("click", () => map.zoomAt(map.canvas.width / 2, map.canvas.height / 2, 1.5));
+      $("#map-zoom-out").addEventListener("click", () => map.zoomAt(map.canvas.width / 2, map.canvas.height / 2, 1 / 1.5));
+      $("#map-reset").addEventListener("click", () => { map.fit(); map.schedule(); });
+    }
+    await map.load();
+    if (lastHighlight) {
+      if (map.meta && lastHighlight.version !== map.meta.version) { map.invalidate(); await map.load(); }
+      map.setHighlight(lastHighlight.version, lastHighlight.queryRow, lastHighlight.rows);
+    }
+    return map;
+  }
 
-(async function init() {
+  // ---- tabs (the hash is the source of truth)
+  const TABS = ["search", "anomalies", "lenses", "map"];
+  function showTab() {
+    const [name, page] = location.hash.replace(/^#/, "").split("/");
+    const tab = TABS.includes(name) ? name : "search";
+    for (const t of TABS) {
+      const link = document.getElementById(`tab-${t}`);
+      link.setAttribute("aria-selected", String(t === tab));
+      link.tabIndex = t === tab ? 0 : -1;
+      document.getElementById(`panel-${t}`).hidden = t !== tab;
+    }
+    if (rankings[tab]) rankings[tab].show(Number(page) || 1);
+    if (tab === "map") mapReady();
+  }
+  window.addEventListener("hashchange", showTab);
+  $(".tabs").addEventListener("keydown", (e) => {
+    const i = TABS.findIndex((t) => document.getElementById(`tab-${t}`) === e.target);
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+    if (i < 0 || !step) return;
+    e.preventDefault();
+    const next = TABS[(i + step + TABS.length) % TABS.length];
+    document.getElementById(`tab-${next}`).focus();
+    location.hash = next;
+  });
+
+  // ---- searching
+  let current = null;  // {kind: "id"|"position", text, ...} or {kind: "file", file}
+  let inflight = null;
+  let requery = null;  // debounce timer of a re-query after k or a filter changed
+
+  function filterParams() {
+    const p = new URLSearchParams({ k: el.k.value });
+    for (const [name, input] of Object.entries(filterInputs)) if (input.value.trim()) p.set(name, input.value.trim());
+    return p;
+  }
+
+  function searchId(id) {
+    el.query.value = id;
+    selectFile(null);
+    return runSearch({ kind: "id", id, text: id });
+  }
+
+  function selectFile(file) {
+    el.chip.hidden = !file;
+    el.chip.file = file;
+    if (file) {
+      el.chip.querySelector(".name").textContent = `${file.name} (${(file.size / 1024).toFixed(1)} kB)`;
+      el.query.value = "";
+    }
+  }
+
+  /** Run a search; mode: "push" (a new search), "replace" (filters or k changed), "none" (from the URL). */
+  async function runSearch(q, mode = "push") {
+    clearTimeout(requery);  // this search already has the latest k and filters
+    current = q;
+    inflight?.abort();
+    const abort = inflight = new AbortController();
+    if (mode !== "none" && !["", "#search"].includes(location.hash)) location.hash = "search";
+    const params = filterParams();
+    const t0 = marks.searchStartMs = performance.now();
+    setStatus(q.kind === "file" ? `Embedding ${q.file.name}…` : `Searching for ${q.text}…`);
+    if (mode !== "none") {
+      const state = { q: q.kind === "file" ? "" : q.text, ...Object.fromEntries(params) };
+      history[mode === "push" ? "pushState" : "replaceState"](null, "", query.urlFor(state));
+    }
+    let res;
+    try {
+      if (q.kind === "id") {
+        res = await getJSON(`/api/v1/objects/${encodeURIComponent(q.id)}/similar?${params}`, { signal: abort.signal });
+      } else if (q.kind === "position") {
+        params.set("ra", q.ra);
+        params.set("dec", q.dec);
+        res = await getJSON(`/api/v1/search/position?${params}`, { signal: abort.signal });
+      } else {
+        const form = new FormData();
+        form.append("file", q.file, q.file.name);
+        for (const [name, value] of params) form.append(name, value);
+        if (el.pixelScale.value.trim()) form.append("pixel_scale_arcsec", el.pixelScale.value.trim());
+        if (el.bands.value.trim()) form.append("bands", el.bands.value.trim());
+        res = await request("/api/v1/search/cutout", { method: "POST", body: form, signal: abort.signal });
+      }
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      el.results.replaceChildren();
+      el.summary.replaceChildren();
+      setStatus("");
+      showError(err, q.kind === "file" ? q.file.name : "");
+      return;
+    }
+    if (abort !== inflight) return;
+    clearError();
+    render(res, q, t0);
+  }
+
+  function render(res, q, t0) {
+    const qid = res.query && res.query.object_id;
+    const list = res.neighbours.map((n) => cards.makeCard(n, { role: n.object_id === qid ? "query" : "neighbour" }));
+    cards.fillGrid(el.results, list);
+    marks.gridRenderedMs = performance.now() - t0;
+    marks.gridShownAt = performance.now();
+    marks.renders = (marks.renders || 0) + 1;
+    trackImages(list, t0);
+
+    const s = el.summary;
+    s.replaceChildren();
+    const line = document.createElement("p");
+    const n = res.neighbours.length;
+    if (q.kind === "file") {
+      const u = res.query;
+      line.textContent = `${n} objects most similar to the uploaded ${u.format.toUpperCase()} “${u.filename || "cutout"}” ` +
+        `(${u.shape.join("×")}, ${u.pixel_scale_arcsec.toPrecision(3)}″/px from ${u.pixel_scale_source}). ` +
+        "Uploads are not part of the address: share an object ID or a position instead.";
+      if (u.notes && u.notes.length) {
+        const notes = document.createElement("ul");
+        notes.className = "notes muted";
+        notes.replaceChildren(...u.notes.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
+        s.append(line, notes);
+      } else s.append(line);
+    } else {
+      const m = res.matched;
+      line.textContent = m
+        ? `Nearest object to RA ${m.ra.toFixed(5)}°, Dec ${m.dec.toFixed(5)}°: ${m.object_id}, ` +
+          `${m.separation_arcsec.toFixed(2)}″ away. ${n} most similar objects:`
+        : `${n} objects most similar to ${qid}:`;
+      s.append(line);
+    }
+    if (!n) showError(new ApiError(200, "empty", "no object passes these filters; widen the redshift or magnitude range"));
+    setStatus(`${n} result${n === 1 ? "" : "s"} · version ${res.version}`);
+
+    lastHighlight = { version: res.version, queryRow: res.query && res.query.row, rows: res.neighbours.map((x) => x.row) };
+    map?.setHighlight(lastHighlight.version, lastHighlight.queryRow, lastHighlight.rows);
+  }
+
+  function trackImages(list, t0) {
+    const imgs = list.map((c) => c.querySelector("img"));
+    let left = imgs.length;
+    const done = () => { if (--left === 0) marks.gridImagesMs = performance.now() - t0; };
+    delete marks.gridImagesMs;
+    for (const img of imgs) {
+      if (img.complete && img.naturalWidth) done();
+      else { img.addEventListener("load", done, { once: true }); img.addEventListener("error", done, { once: true }); }
+    }
+  }
+
+  // ---- inputs
+  el.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = el.query.value.trim();
+    if (text) { selectFile(null); runSearch(query.parseQuery(text)); return; }
+    if (el.chip.file) { runSearch({ kind: "file", file: el.chip.file }); return; }
+    showError(new ApiError(0, "invalid_parameter", "type an object ID or a position, or drop a cutout file"));
+    el.query.focus();
+  });
+  el.query.addEventListener("input", () => { if (el.query.value) selectFile(null); });
+  el.chip.querySelector(".clear-file").addEventListener("click", () => { selectFile(null); el.query.focus(); });
+  el.file.addEventListener("change", () => {
+    const file = el.file.files[0];
+    el.file.value = "";
+    if (file) { selectFile(file); runSearch({ kind: "file", file }); }
+  });
+
+  const reQuery = () => {
+    clearTimeout(requery);
+    requery = setTimeout(() => { if (current) runSearch(current, "replace"); }, 350);
+  };
+  for (const input of Object.values(filterInputs)) input.addEventListener("input", reQuery);
+  el.k.addEventListener("change", reQuery);
+  $("#clear-filters").addEventListener("click", () => {
+    for (const input of Object.values(filterInputs)) input.value = "";
+    reQuery();
+  });
+
+  // files dropped or pasted anywhere on the page
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  document.addEventListener("dragover", (e) => { if (hasFiles(e)) { e.preventDefault(); el.overlay.hidden = false; } });
+  document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) el.overlay.hidden = true; });
+  document.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    el.overlay.hidden = true;
+    const file = e.dataTransfer.files[0];
+    if (file) { selectFile(file); runSearch({ kind: "file", file }); }
+  });
+  document.addEventListener("paste", (e) => {
+    const file = e.clipboardData?.files?.[0];
+    if (!file) return;  // text pastes into the box as usual
+    e.preventDefault();
+    selectFile(file);
+    runSearch({ kind: "file", file });
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    if (!el.overlay.hidden) el.overlay.hidden = true;
+    else if (panel.isOpen) { e.preventDefault(); panel.close(); }
+  });
+
+  // ---- the address: restore a shared search, follow back/forward
+  function fromUrl() {
+    const state = query.readUrlState();
+    if (state.k) {
+      if (![...el.k.options].some((o) => o.value === state.k)) el.k.append(new Option(state.k));
+      el.k.value = state.k;
+    }
+    for (const [name, input] of Object.entries(filterInputs)) input.value = state[name];
+    el.query.value = state.q;
+    const q = query.parseQuery(state.q);
+    if (q) runSearch(q, "none");
+  }
+  window.addEventListener("popstate", fromUrl);
+
   try {
-    const v = await api("/api/v1/version");
+    const v = await getJSON("/api/v1/version");
     $("#version").textContent = `${v.survey.name} · ${v.n_objects.toLocaleString()} objects · ${v.version}`;
   } catch (err) {
-    setStatus(err.message, true);
+    showError(err);
   }
-  const params = new URLSearchParams(location.search);
-  if (params.get("k")) $("#k").value = params.get("k");
-  if (params.get("q")) search(params.get("q"), false);
-})();
+  showTab();
+  fromUrl();
+  window.__skysift.ready = true;
+})().catch((err) => {
+  const box = document.getElementById("message");
+  box.textContent = `The page could not start: ${err.message || err}`;
+  box.hidden = false;
+});

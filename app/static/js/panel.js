@@ -1,0 +1,92 @@
+// The detail panel of one object: a larger cutout, the catalog record, votes, and links (search
+// from here, show on the map, FITS download, the Legacy Survey viewer at the object's position;
+// the viewer is a plain link: nothing is fetched from outside the service).
+
+import { getJSON } from "./api.js";
+import { cutoutUrl, fmt } from "./cards.js";
+import { legacyViewerUrl, sexagesimal } from "./query.js";
+
+const FIRST = ["object_id", "ra", "dec", "row", "z", "mag_r", "class", "anomaly_score", "lens_score"];
+const HIDDEN = new Set(["rank", "distance", "score", "x", "y"]);  // belong to a list, not to the object
+
+function value(v) {
+  if (v == null) return "—";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
+  return String(v);
+}
+
+export class Panel {
+  constructor(el, { votes, onSearch, onShowOnMap, onError }) {
+    this.el = el;
+    this.votes = votes;
+    this.onError = onError;
+    this.current = null;
+    this.returnFocus = null;
+    this.seq = 0;
+    el.querySelector(".close").addEventListener("click", () => this.close());
+    el.querySelector("#detail-search").addEventListener("click", () => { if (this.current) onSearch(this.current); });
+    el.querySelector("#detail-map").addEventListener("click", () => { if (this.current) onShowOnMap(this.current); });
+  }
+
+  get isOpen() { return !this.el.hidden; }
+
+  /** Show rec at once, then the service's full record (GET /objects/{id}). */
+  async open(rec, returnFocus = null) {
+    const seq = ++this.seq;
+    this.returnFocus = returnFocus || document.activeElement;
+    this.show(rec);
+    this.el.hidden = false;
+    this.el.focus();
+    try {
+      const full = await getJSON(`/api/v1/objects/${encodeURIComponent(rec.object_id)}`);
+      if (seq === this.seq) this.show({ ...full });
+    } catch (err) {
+      if (seq === this.seq) this.onError(err);
+    }
+  }
+
+  show(rec) {
+    this.current = rec;
+    const id = rec.object_id;
+    this.el.dataset.objectId = id;
+    this.el.querySelector("#detail-title").textContent = id;
+    const img = this.el.querySelector("#detail-img");
+    img.alt = `cutout of ${id}`;
+    if (img.dataset.for !== id) { img.src = cutoutUrl(id, 256); img.dataset.for = id; }
+    this.el.querySelector("#detail-fits").href = `/api/v1/cutouts/${encodeURIComponent(id)}.fits`;
+    this.el.querySelector("#detail-fits").setAttribute("download", `${id.replace(/[^\w.-]+/g, "_")}.fits`);
+    const viewer = this.el.querySelector("#detail-viewer");
+    viewer.href = legacyViewerUrl(rec.ra, rec.dec);
+    this.el.querySelector("#detail-position").textContent =
+      `RA ${fmt(rec.ra, 5)}°, Dec ${fmt(rec.dec, 5)}° (${sexagesimal(rec.ra, rec.dec)})`;
+
+    const votesBox = this.el.querySelector("#detail-votes");
+    if (votesBox.dataset.for !== id) {
+      votesBox.replaceChildren(this.votes.buttons(id));
+      votesBox.dataset.for = id;
+      this.votes.load([id]);
+    }
+
+    const keys = [...FIRST.filter((k) => k in rec), ...Object.keys(rec).filter((k) => !FIRST.includes(k) && !HIDDEN.has(k))];
+    const rows = keys.map((k) => {
+      const tr = document.createElement("tr");
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = k;
+      const td = document.createElement("td");
+      td.textContent = value(rec[k]);
+      tr.append(th, td);
+      return tr;
+    });
+    this.el.querySelector("#detail-table tbody").replaceChildren(...rows);
+  }
+
+  close() {
+    if (!this.isOpen) return;
+    this.el.hidden = true;
+    this.seq++;
+    const back = this.returnFocus;
+    this.returnFocus = null;
+    if (back && document.contains(back)) back.focus();
+  }
+}

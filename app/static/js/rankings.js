@@ -1,0 +1,64 @@
+// A ranking tab (anomalies or lens candidates): pages of cards with their score and vote buttons.
+// The page number lives in the address (#anomalies/2), so a page can be shared and reloaded.
+
+import { getJSON } from "./api.js";
+import { fillGrid, installGrid, makeCard } from "./cards.js";
+
+export class Ranking {
+  /** kind: "anomalies" | "lenses" (the route and the tab's hash). */
+  constructor(section, { kind, label, votes, onOpen, onSearch, onError, pageSize = 24 }) {
+    this.section = section;
+    this.kind = kind;
+    this.votes = votes;
+    this.onError = onError;
+    this.pageSize = pageSize;
+    this.page = null;
+    this.total = null;
+    section.innerHTML = `
+      <div class="ranking-head">
+        <p class="about muted"></p>
+        <nav class="pager" aria-label="${label} pages">
+          <button type="button" class="prev">← Previous</button>
+          <span class="page-info" aria-live="polite"></span>
+          <button type="button" class="next">Next →</button>
+        </nav>
+      </div>
+      <p class="note" hidden></p>
+      <ul class="grid" aria-label="${label}"></ul>`;
+    this.grid = section.querySelector(".grid");
+    installGrid(this.grid, { onOpen, onSearch });
+    section.querySelector(".prev").addEventListener("click", () => { location.hash = `${kind}/${this.page - 1}`; });
+    section.querySelector(".next").addEventListener("click", () => { location.hash = `${kind}/${this.page + 1}`; });
+  }
+
+  /** Show a page (1-based); a page already shown is not fetched again unless forced. */
+  async show(page = 1, force = false) {
+    page = Math.max(1, Math.floor(page) || 1);
+    if (page === this.page && !force) return;
+    this.page = page;
+    const offset = (page - 1) * this.pageSize;
+    this.section.setAttribute("aria-busy", "true");
+    try {
+      const body = await getJSON(`/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}`);
+      if (page !== this.page) return;  // the user moved on while this page loaded
+      this.total = body.total;
+      const pages = Math.max(1, Math.ceil(body.total / this.pageSize));
+      this.section.querySelector(".about").textContent = body.description || "";
+      this.section.querySelector(".page-info").textContent =
+        `page ${page} of ${pages} · ${body.total.toLocaleString()} objects · version ${body.version}`;
+      this.section.querySelector(".prev").disabled = page <= 1;
+      this.section.querySelector(".next").disabled = page >= pages;
+      const note = this.section.querySelector(".note");
+      note.hidden = !body.note;
+      note.textContent = body.note || "";
+      const cards = body.items.map((rec) => makeCard(rec, { role: "ranked", extra: this.votes.buttons(rec.object_id) }));
+      fillGrid(this.grid, cards);
+      window.__skysift.marks[`${this.kind}RenderedMs`] = performance.now();
+      await this.votes.load(body.items.map((r) => r.object_id));
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      if (page === this.page) this.section.setAttribute("aria-busy", "false");
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// Votes: lens / not a lens and interesting / boring, POSTed to /api/v1/votes and read back with
+// GET /api/v1/votes?object_id=…, so a vote shows as marked after a reload too.
+//
+// The service keeps every vote (a re-ranking step reads them all); the page shows, per object,
+// how many votes each label has and marks the voter's latest choice in each pair.
+
+import { getJSON, postJSON } from "./api.js";
+
+export const PAIRS = [["lens", "not_lens"], ["interesting", "boring"]];
+export const LABELS = { lens: "Lens", not_lens: "Not a lens", interesting: "Interesting", boring: "Boring" };
+
+export class Votes {
+  constructor(voterInput, onError) {
+    this.voterInput = voterInput;
+    this.onError = onError;
+    this.items = new Map();  // object_id -> votes, oldest first
+    voterInput.addEventListener("change", () => {
+      localStorage.setItem("skysift.voter", this.voter);
+      this.refreshAll();
+    });
+    voterInput.value = localStorage.getItem("skysift.voter") || voterInput.value;
+  }
+
+  get voter() { return this.voterInput.value.trim() || "anonymous"; }
+
+  /** Read the votes of these objects (one request each, in parallel), then mark their buttons. */
+  async load(ids) {
+    await Promise.all([...new Set(ids)].map(async (id) => {
+      try {
+        const body = await getJSON(`/api/v1/votes?object_id=${encodeURIComponent(id)}&limit=1000`, { quiet: true });
+        this.items.set(id, body.items);
+      } catch (err) {
+        this.onError(err);
+      }
+      this.refresh(id);
+    }));
+  }
+
+  summary(id) {
+    const items = this.items.get(id) || [];
+    const counts = Object.fromEntries(Object.keys(LABELS).map((l) => [l, 0]));
+    const mine = new Set();
+    for (const v of items) counts[v.label] = (counts[v.label] || 0) + 1;
+    for (const pair of PAIRS) {
+      const last = items.filter((v) => v.voter === this.voter && pair.includes(v.label)).pop();
+      if (last) mine.add(last.label);
+    }
+    return { counts, mine };
+  }
+
+  async cast(id, label, group) {
+    group?.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    try {
+      const saved = await postJSON("/api/v1/votes", { object_id: id, label, voter: this.voter });
+      this.items.set(id, [...(this.items.get(id) || []), saved]);
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      group?.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+      this.refresh(id);
+    }
+  }
+
+  /** A group of four vote buttons for one object (kept in step with every other group for it). */
+  buttons(id) {
+    const group = document.createElement("div");
+    group.className = "votes";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", `votes on ${id}`);
+    group.dataset.objectId = id;
+    for (const pair of PAIRS) {
+      for (const label of pair) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = `vote vote-${label}`;
+        b.dataset.label = label;
+        b.setAttribute("aria-pressed", "false");
+        b.innerHTML = `<span class="label"></span> <span class="count"></span>`;
+        b.querySelector(".label").textContent = LABELS[label];
+        b.addEventListener("click", () => this.cast(id, label, group));
+        group.append(b);
+      }
+    }
+    this.paint(group);
+    return group;
+  }
+
+  paint(group) {
+    const { counts, mine } = this.summary(group.dataset.objectId);
+    for (const b of group.querySelectorAll("button")) {
+      const label = b.dataset.label;
+      b.setAttribute("aria-pressed", String(mine.has(label)));
+      b.querySelector(".count").textContent = counts[label] ? String(counts[label]) : "";
+      b.title = `${LABELS[label]}: ${counts[label]} vote(s)${mine.has(label) ? ", including yours" : ""}`;
+    }
+  }
+
+  refresh(id) {
+    document.querySelectorAll(`.votes[data-object-id="${CSS.escape(id)}"]`).forEach((g) => this.paint(g));
+  }
+
+  refreshAll() { document.querySelectorAll(".votes").forEach((g) => this.paint(g)); }
+}

@@ -1,0 +1,318 @@
+"""The explorer page in a real browser (headless Debian chromium via pytest-playwright) against a
+real uvicorn server on the tiny published version (tests/app/conftest.py).
+
+The tests also take the screenshots of docs/explorer.md (docs/img/explorer_*.png, 1200x800).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Page, expect
+
+from indexer.store import IndexedSurvey
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+TIMEOUT_MS = 20_000  # generous: two CPU cores shared with other jobs
+CARDS = "#results .card"
+
+
+@pytest.fixture(scope="module")
+def store(tiny_artifacts: Path) -> IndexedSurvey:
+    return IndexedSurvey.open_current(tiny_artifacts)
+
+
+@pytest.fixture
+def page(page: Page) -> Page:
+    """pytest-playwright's page, with waits sized for two busy cores."""
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    """A docs screenshot, quantised to 256 colours (a third of the bytes; the page is flat colours)."""
+    from PIL import Image
+
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    png = Image.open(io.BytesIO(page.screenshot()))
+    png.convert("RGB").quantize(256).save(DOCS_IMG / f"explorer_{name}.png", optimize=True)
+
+
+def wait_ready(page: Page) -> None:
+    page.wait_for_function("() => window.__skysift && window.__skysift.ready")
+
+
+def all_images_loaded(page: Page, selector: str) -> None:
+    """Every <img> under selector finished loading with real pixels (scrolling each into view,
+    since they are loading="lazy")."""
+    for img in page.locator(f"{selector} img").all():
+        img.scroll_into_view_if_needed()
+    page.wait_for_function("(sel) => [...document.querySelectorAll(sel + ' img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", arg=selector)
+
+
+def card_ids(page: Page, selector: str = CARDS) -> list[str]:
+    return page.locator(selector).evaluate_all("els => els.map(e => e.dataset.objectId)")
+
+
+def test_chromium_is_installed(chromium_problem: str | None) -> None:
+    """Fails (never skips) with the install command when Debian's chromium is missing."""
+    assert chromium_problem is None, chromium_problem
+
+
+def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, store: IndexedSurvey) -> None:
+    oid = str(store.catalog["object_id"][3])
+    page.goto("/")
+    wait_ready(page)
+    page.get_by_label("k", exact=True).select_option("12")
+    page.get_by_role("searchbox").fill(oid)
+    page.get_by_role("searchbox").press("Enter")
+    expect(page.locator(CARDS)).to_have_count(12)
+    all_images_loaded(page, "#results")
+    assert [i.get_attribute("loading") for i in page.locator(f"{CARDS} img").all()] == ["lazy"] * 12
+    assert card_ids(page)[0] == oid and "query" in (page.locator(CARDS).first.get_attribute("class") or "")
+    assert f"q={oid}" in page.url and "k=12" in page.url
+    expect(page.locator(CARDS).nth(1)).to_contain_text("distance")
+    page.locator(CARDS).first.scroll_into_view_if_needed()
+    shot(page, "grid")
+
+    second = card_ids(page)[1]
+    page.locator(CARDS).nth(1).click()
+    panel = page.get_by_role("dialog")
+    expect(panel).to_be_visible()
+    expect(panel.locator("#detail-title")).to_have_text(second)
+    expect(panel.locator("#detail-table")).to_contain_text("anomaly_score")
+    row = int(store.row_of(second))
+    ra, dec = float(store.catalog["ra"][row]), float(store.catalog["dec"][row])
+    viewer = panel.get_by_role("link", name="Legacy Survey viewer")
+    assert viewer.get_attribute("href").startswith(f"https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}")
+    assert panel.get_by_role("link", name="Download FITS").get_attribute("href") == f"/api/v1/cutouts/{second}.fits"
+    page.wait_for_function("() => document.querySelector('#detail-img').naturalWidth > 0")
+    shot(page, "detail")
+
+    panel.get_by_role("button", name="Search from here").click()
+    expect(panel).to_be_hidden()
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", second)
+    assert f"q={second}" in page.url
+
+
+def test_keyboard_moves_through_the_grid_searches_and_escape_closes(page: Page, store: IndexedSurvey) -> None:
+    oid = str(store.catalog["object_id"][5])
+    page.goto(f"/?q={oid}&k=6")
+    expect(page.locator(CARDS)).to_have_count(6)
+    page.locator(CARDS).first.focus()
+    page.keyboard.press("ArrowRight")
+    focused = page.evaluate("() => document.activeElement.dataset.objectId")
+    assert focused == card_ids(page)[1]
+    page.keyboard.press("Space")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.dataset.objectId") == focused, "focus returns to the card"
+    page.keyboard.press("Enter")
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", focused)
+    page.go_back()  # the address is the search: back restores the previous one
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", oid)
+
+
+def test_filters_requery_and_go_into_the_address(page: Page, store: IndexedSurvey) -> None:
+    oid = str(store.catalog["object_id"][0])
+    z = np.asarray(store.catalog["z"], float)
+    z_max = float(np.round(np.median(z), 2))
+    page.goto(f"/?q={oid}&k=24")
+    expect(page.locator(CARDS)).to_have_count(24)
+    page.get_by_label("to", exact=True).fill(str(z_max))
+    page.wait_for_url(f"**z_max={z_max}**")
+    page.wait_for_function("() => window.__skysift.marks.renders >= 2")
+    expect(page.locator(CARDS)).to_have_count(24)
+    ids = card_ids(page)
+    assert all(z[store.row_of(i)] <= z_max + 1e-9 for i in ids)
+
+
+def test_search_by_sexagesimal_position_finds_the_object(page: Page, store: IndexedSurvey) -> None:
+    from astropy.coordinates import SkyCoord
+
+    row = 11
+    oid = str(store.catalog["object_id"][row])
+    pos = SkyCoord(store.catalog["ra"][row], store.catalog["dec"][row], unit="deg")
+    text = pos.to_string("hmsdms", sep=":", precision=2)  # e.g. "10:00:24.00 +02:12:00.00"
+    page.goto("/")
+    wait_ready(page)
+    page.get_by_role("searchbox").fill(text)
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(CARDS)).to_have_count(12)
+    assert card_ids(page)[0] == oid
+    summary = page.locator("#summary").inner_text()
+    ra_shown, dec_shown = (float(v) for v in re.findall(r"(?:RA|Dec) (-?[\d.]+)°", summary))
+    assert (ra_shown, dec_shown) == pytest.approx((pos.ra.deg, pos.dec.deg), abs=2e-5)  # parsed as hours, degrees
+    assert f"{oid}, " in summary and "″ away" in summary
+
+
+def test_uploaded_fits_finds_its_own_object(page: Page, store: IndexedSurvey, tmp_path: Path) -> None:
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    row = 42
+    oid = str(store.catalog["object_id"][row])
+    pixels = np.asarray(store.images([row])[0], np.float32)  # (C, H, W)
+    _, h, w = pixels.shape
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [float(store.catalog["ra"][row]), float(store.catalog["dec"][row])]
+    wcs.wcs.crpix = [(w + 1) / 2, (h + 1) / 2]
+    wcs.wcs.cdelt = [-store.pixel_scale_arcsec / 3600, store.pixel_scale_arcsec / 3600]
+    header = wcs.to_header()
+    header["BANDS"] = ",".join(store.bands)
+    path = tmp_path / "my_galaxy.fits"
+    fits.PrimaryHDU(pixels, header=header).writeto(path)
+
+    page.goto("/")
+    wait_ready(page)
+    page.locator("#file").set_input_files(str(path))
+    expect(page.locator(CARDS)).to_have_count(12)
+    assert oid in card_ids(page)[:3], f"{oid} not among the first results {card_ids(page)[:3]}"
+    expect(page.locator("#summary")).to_contain_text("my_galaxy.fits")
+    assert "q=" not in page.url  # an upload cannot live in the address
+
+    # the same pixels as an NPY cube, dropped onto the page
+    npy = io.BytesIO()
+    np.save(npy, pixels)
+    drop = page.evaluate_handle("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.npy", { type: "application/octet-stream" }));
+        return dt;
+    }""", base64.b64encode(npy.getvalue()).decode())
+    page.dispatch_event("body", "dragover", {"dataTransfer": drop})
+    expect(page.locator("#drop-overlay")).to_be_visible()
+    page.dispatch_event("body", "drop", {"dataTransfer": drop})
+    expect(page.locator("#summary")).to_contain_text("uploaded NPY “dropped.npy”")
+    expect(page.locator("#drop-overlay")).to_be_hidden()
+    assert oid in card_ids(page)[:3]
+
+
+def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str) -> None:
+    page.goto("/#anomalies")
+    grid = "#panel-anomalies .grid"
+    expect(page.locator(f"{grid} .card")).to_have_count(24)
+    expect(page.get_by_role("tab", name="Anomalies")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-anomalies .page-info")).to_contain_text("page 1 of 10")
+    first = page.locator(f"{grid} .card").first
+    oid = first.get_attribute("data-object-id")
+    page.get_by_label("voter").fill("ada")
+    page.get_by_label("voter").dispatch_event("change")
+    first.get_by_role("button", name="Interesting").click()
+    expect(first.get_by_role("button", name="Interesting")).to_have_attribute("aria-pressed", "true")
+    first.get_by_role("button", name="Not a lens").click()
+    expect(first.get_by_role("button", name="Not a lens")).to_have_attribute("aria-pressed", "true")
+
+    page.reload()
+    first = page.locator(f"{grid} .card").first
+    expect(first).to_have_attribute("data-object-id", oid)
+    expect(first.get_by_role("button", name="Interesting")).to_have_attribute("aria-pressed", "true")
+    expect(first.get_by_role("button", name="Not a lens")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".vote-lens")).to_have_attribute("aria-pressed", "false")
+    all_images_loaded(page, grid)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shot(page, "rankings")
+
+    saved = page.request.get(f"{live_server}/api/v1/votes?object_id={oid}").json()
+    assert {(v["label"], v["voter"]) for v in saved["items"]} >= {("interesting", "ada"), ("not_lens", "ada")}
+
+    page.get_by_role("button", name="Next →").first.click()
+    expect(page.locator("#panel-anomalies .page-info")).to_contain_text("page 2 of 10")
+    assert page.url.endswith("#anomalies/2")
+    page.get_by_role("tab", name="Lens candidates").click()
+    expect(page.locator("#panel-lenses")).to_be_visible()
+
+
+def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey) -> None:
+    query = str(store.catalog["object_id"][7])
+    page.goto(f"/?q={query}&k=12#map")
+    page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
+    assert page.evaluate("() => window.__skysift.map.n") == len(store)
+    # the point farthest from any other on screen, so the click cannot hit a neighbour
+    row, x, y = page.evaluate("""() => {
+        const m = window.__skysift.map, r = m.canvas.getBoundingClientRect(), pts = [];
+        for (let i = 0; i < m.n; i++) pts.push(m.toClient(i));
+        let best = [-1, 0, 0], bestD = -1;
+        pts.forEach((p, i) => {
+          if (p.x < r.left + 20 || p.x > r.right - 20 || p.y < r.top + 20 || p.y > r.bottom - 20) return;
+          let d = Infinity;
+          pts.forEach((q, j) => { if (j !== i) d = Math.min(d, (p.x - q.x) ** 2 + (p.y - q.y) ** 2); });
+          if (d > bestD) { bestD = d; best = [i, p.x, p.y]; }
+        });
+        return best;
+    }""")
+    assert row >= 0
+    page.mouse.click(x, y)
+    panel = page.get_by_role("dialog")
+    expect(panel).to_be_visible()
+    expect(panel.locator("#detail-title")).to_have_text(str(store.catalog["object_id"][row]))
+    panel.get_by_role("button", name="Close details").click()
+    expect(page.locator(CARDS)).to_have_count(12)  # the query's results, highlighted on the map:
+    highlight = page.evaluate("() => window.__skysift.map.highlight")
+    assert highlight["queryRow"] == store.row_of(query) and len(highlight["rows"]) == 12
+    page.mouse.wheel(0, -300)  # zoom in and back out: the view redraws without errors
+    page.mouse.wheel(0, 300)
+    page.wait_for_function("() => window.__skysift.map.frames.length > 1")
+    expect(page.locator("#map-info")).to_contain_text(f"{len(store)} objects")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shot(page, "map")
+
+
+def test_errors_read_as_sentences(page: Page, tmp_path: Path) -> None:
+    page.goto("/")
+    wait_ready(page)
+    box = page.get_by_role("searchbox")
+    box.fill("no-such-galaxy")
+    box.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("Unknown object: no object with id 'no-such-galaxy' in this survey.")
+    expect(page.locator(CARDS)).to_have_count(0)
+
+    box.fill("0 -89.5")  # a valid position far from the tiny survey's patch
+    box.press("Enter")
+    expect(alert).to_contain_text("Nothing at that position: no catalogued object within 3 arcsec")
+    expect(alert).to_contain_text("the nearest object")
+
+    bad = tmp_path / "notes.fits"
+    bad.write_text("these are not pixels")
+    page.locator("#file").set_input_files(str(bad))
+    expect(alert).to_contain_text("Unsupported file (notes.fits): the file is not a recognised image format")
+    text = alert.inner_text()
+    assert not text.startswith(("Something went wrong", "Error")) and "undefined" not in text
+
+
+def test_slow_answers_show_a_busy_state(page: Page, store: IndexedSurvey) -> None:
+    held = []
+    page.route("**/similar?*", lambda route: held.append(route))
+    page.goto("/")
+    wait_ready(page)
+    page.get_by_role("searchbox").fill(str(store.catalog["object_id"][1]))
+    page.get_by_role("searchbox").press("Enter")
+    page.wait_for_function("() => document.querySelector('main').getAttribute('aria-busy') === 'true'")
+    expect(page.locator("#busy")).to_be_visible()
+    assert held, "the search request was made"
+    held[0].continue_()
+    expect(page.locator(CARDS)).to_have_count(12)
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#busy")).to_be_hidden()
+
+
+def test_page_uses_only_its_own_origin(page: Page, store: IndexedSurvey, live_server: str) -> None:
+    """No CDN, no external fetch: every request the page makes goes to the service."""
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url))
+    page.goto(f"/?q={store.catalog['object_id'][2]}#map")
+    page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
+    expect(page.locator(CARDS)).to_have_count(12)
+    foreign = [u for u in seen if not u.startswith(live_server)]
+    assert not foreign, json.dumps(foreign)
