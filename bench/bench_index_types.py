@@ -135,8 +135,10 @@ def configs(n: int, dim: int, args: argparse.Namespace) -> list[tuple[str, Index
         out.append(("Flat", IndexSpec("Flat"), [{}]))
     if "hnsw" in types:
         for m in args.hnsw_m:
-            sweep = [{"efSearch": e} for e in args.ef_search]
-            out.append((f"HNSW{m}", IndexSpec(f"HNSW{m}"), sweep))
+            for efc in args.ef_construction:
+                sweep = [{"efSearch": e} for e in args.ef_search]
+                spec = IndexSpec(f"HNSW{m}", build_params={"efConstruction": efc})
+                out.append((f"HNSW{m}", spec, sweep))
     if "ivfpq" in types:
         factory = f"IVF{nlist},PQ{dim // 4}x8,RFlat"
         sweep = [{"nprobe": p, "k_factor": kf} for p in args.nprobe for kf in args.k_factor]
@@ -147,14 +149,13 @@ def configs(n: int, dim: int, args: argparse.Namespace) -> list[tuple[str, Index
     # Make sure the default choice is measured with exactly its own parameters.
     chosen = choose_index(n, dim)
     for _, spec, sweep in out:
-        if spec.factory == chosen.factory:
+        if spec.factory == chosen.factory and spec.build_params == chosen.build_params:
             if chosen.search_params not in sweep:
                 sweep.append(dict(chosen.search_params))
             break
     else:
-        out.append(
-            ("choose_index", IndexSpec(chosen.factory, train_size=chosen.train_size), [dict(chosen.search_params)])
-        )
+        spec = IndexSpec(chosen.factory, train_size=chosen.train_size, build_params=chosen.build_params)
+        out.append(("choose_index", spec, [dict(chosen.search_params)]))
     return out
 
 
@@ -190,10 +191,17 @@ def machine() -> dict[str, Any]:
 
 
 def git_sha() -> str:
+    """HEAD, with "+dirty" when this benchmark or the module it measures differ from it."""
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        sha = git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
         return "uncommitted"
+    mine = ["bench/bench_index_types.py", "indexer/index_types.py"]
+    return sha + ("+dirty" if git("status", "--porcelain", "--", *mine) else "")
 
 
 def log(*parts: object) -> None:
@@ -219,14 +227,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loads = [os.getloadavg()[0]]
     rows: list[dict[str, Any]] = []
     for name, spec, sweep in configs(n, dim, args):
-        build_spec = IndexSpec(spec.factory, search_params=sweep[0], train_size=spec.train_size)
+        build_spec = IndexSpec(
+            spec.factory,
+            search_params=sweep[0],
+            train_size=spec.train_size,
+            build_params=spec.build_params,
+        )
         t0 = time.perf_counter()
         index = build_index(xb, build_spec, seed=args.seed, threads=args.threads[-1])
         build_s = time.perf_counter() - t0
         nbytes = faiss.serialize_index(index).size
         log(f"{name} {spec.factory}: built in {build_s:.1f} s, {nbytes / n:.0f} B/object")
         for params in sweep:
-            run_spec = IndexSpec(spec.factory, search_params=params, train_size=spec.train_size)
+            run_spec = IndexSpec(spec.factory, search_params=params)
             apply_search_params(index, run_spec)
             faiss.omp_set_num_threads(args.threads[-1])
             _, ids = search(index, xq, K)
@@ -238,6 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "factory": spec.factory,
                 "search_params": params,
                 "train_size": spec.train_size,
+                "build_params": spec.build_params,
                 "recall_at_10": recall,
                 "latency": latency,
                 "timed_queries": n_lat,
@@ -257,7 +271,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         loads.append(os.getloadavg()[0])
 
     chosen = choose_index(n, dim)
-    match = next(r for r in rows if r["factory"] == chosen.factory and r["search_params"] == chosen.search_params)
+    match = next(
+        r
+        for r in rows
+        if r["factory"] == chosen.factory
+        and r["build_params"] == chosen.build_params
+        and r["search_params"] == chosen.search_params
+    )
     return {
         "benchmark": "index_types",
         "question": "which index type reaches recall@10 >= 0.95 at <= 1 ms p50 on one thread",
@@ -303,7 +323,7 @@ def markdown(result: dict[str, Any]) -> str:
     """The results table (plus machine, date, command) as Markdown, built from the JSON."""
     s, m, c = result["settings"], result["machine"], result["choose_index"]
     threads = [str(t) for t in s["threads"]]
-    head = ["index", "factory", "search params", "recall@10"]
+    head = ["index", "factory", "build params", "search params", "recall@10"]
     head += [f"p50 / p99 ms, {t} thr" for t in threads]
     head += ["build s", "bytes/object", "meets target"]
     lines = [
@@ -325,12 +345,14 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["results"]:
         params = ", ".join(f"{k}={v}" for k, v in r["search_params"].items()) or "-"
-        cells = [r["name"], f"`{r['factory']}`", params, f"{r['recall_at_10']:.4f}"]
+        built = ", ".join(f"{k}={v}" for k, v in (r.get("build_params") or {}).items()) or "-"
+        cells = [r["name"], f"`{r['factory']}`", built, params, f"{r['recall_at_10']:.4f}"]
         cells += [f"{r['latency'][t]['p50_ms']:.3f} / {r['latency'][t]['p99_ms']:.3f}" for t in threads]
         cells += [f"{r['build_s']:.1f}", f"{r['bytes_per_object']:.0f}", "yes" if r["meets_target"] else "no"]
         lines.append("| " + " | ".join(cells) + " |")
     spec = c["spec"]
-    params = ", ".join(f"{k}={v}" for k, v in spec["search_params"].items()) or "-"
+    every = {**spec.get("build_params", {}), **spec["search_params"]}
+    params = ", ".join(f"{k}={v}" for k, v in every.items()) or "no parameters"
     lines += [
         "",
         f"`choose_index({s['n']}, {s['dim']})` picks `{spec['factory']}` ({params}): "
@@ -352,6 +374,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--types", default="flat,hnsw,ivfpq,ivfsq8")
     p.add_argument("--hnsw-m", type=int, nargs="+", default=[32])
+    p.add_argument(
+        "--ef-construction", type=int, nargs="+", default=[40], help="HNSW efConstruction values (FAISS default 40)"
+    )
     p.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     p.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     p.add_argument("--k-factor", type=int, nargs="+", default=[8])

@@ -5,17 +5,22 @@ cosine similarity, and :func:`search` reports ``distance = 1 - cosine similarity
 the object itself, 2 for its antipode; ``inf`` where an index returned fewer than ``k``
 hits).
 
-Index choice by size (DESIGN.md §5, measured in ``bench/bench_index_types.py``, see
-``docs/benchmarks.md``):
+Index choice by size (DESIGN.md §5; numbers from ``bench/bench_index_types.py`` on
+10^6 x 128 clustered unit vectors, 2 shared cores, see ``docs/benchmarks.md``):
 
 * ``n < TINY_N`` (10^4): always exact ``Flat``; an approximate index buys nothing here
   and IVF/PQ training needs more points than there are.
 * ``n < FLAT_MAX_N`` (10^6) and ``4*n*dim`` bytes fit the budget: exact ``Flat``. One
-  query scans every vector, so latency grows linearly with ``n*dim`` (about 20-40 ms per
-  query at 10^6 x 128 on one core here), which is why exact search stops at 10^6.
-* ``n < HNSW_MAX_N`` (10^7) and the graph fits the budget: ``HNSW{HNSW_M}`` with
-  ``efSearch = HNSW_EF_SEARCH``, the smallest value that met recall@10 >= 0.95 at
-  <= 1 ms median single-thread latency on 10^6 x 128 clustered vectors.
+  query reads every vector, so single-query latency grows with ``n*dim``: 1.4 ms at
+  2*10^4 x 128 and ~125 ms at 10^6 x 128 here (batches are ~25x cheaper per query).
+  Results are exact, but above ~10^5 an interactive service may prefer HNSW.
+* ``n < HNSW_MAX_N`` (10^7) and the graph fits the budget (~784 B per 128-d vector):
+  ``HNSW32`` with ``efConstruction = 160`` and ``efSearch = 64``: recall@10 0.998 at
+  0.36 ms p50 on one thread. FAISS's default ``efConstruction = 40`` builds a graph that
+  strands queries in the wrong cluster (recall 0.83-0.93 even at efSearch 256, with
+  whole queries at recall 0); 160 fixes it, at ~4-5x the build time. efSearch 32
+  already gives 0.988 at 0.21 ms; 64 leaves a margin for embeddings harder than the
+  benchmark's.
 * otherwise IVF + PQ with an exact re-rank: ``[PCAR{d'},]IVF{nlist},PQ{d'/4}x8,RFlat``,
   ``nlist`` = 4*sqrt(n) rounded to a power of two. PQ alone loses recall (0.5-0.9,
   DESIGN.md §6); re-ranking ``k * k_factor`` candidates against the stored float32
@@ -48,7 +53,8 @@ FLAT_MAX_N = 1_000_000
 HNSW_MAX_N = 10_000_000
 HNSW_M = 32
 HNSW_EF_SEARCH = 64
-IVF_NPROBE = 32
+HNSW_EF_CONSTRUCTION = 160  # FAISS default 40 strands queries in the wrong cluster (docstring)
+IVF_NPROBE = 32  # 10^6, nlist 4096: recall@10 0.994-0.996 for nprobe 8-32, k_factor 8
 IVF_K_FACTOR = 8
 PCA_MAX_DIM = 256
 QUANTIZER_HNSW_MIN_NLIST = 16_384  # above this a flat coarse quantiser dominates query time
@@ -56,6 +62,7 @@ BLAS_THRESHOLD = 20  # queries per batch from which exact search uses BLAS (DESI
 NORM_TOLERANCE = 1e-2  # float16 embeddings.npy rows are unit norm to ~1e-3
 
 _KNOWN_SEARCH_PARAMS = ("efSearch", "nprobe", "k_factor", "quantizer_efSearch")
+_KNOWN_BUILD_PARAMS = ("efConstruction",)
 
 
 @dataclass(frozen=True)
@@ -64,25 +71,26 @@ class IndexSpec:
 
     ``search_params`` keys: ``efSearch`` (HNSW), ``nprobe`` (IVF), ``k_factor`` (re-rank
     ``k * k_factor`` candidates), ``quantizer_efSearch`` (HNSW coarse quantiser).
-    ``train_size`` is the number of vectors sampled (seeded) to train IVF/PQ/PCA; ``None``
-    for indexes that need no training.
+    ``build_params`` keys: ``efConstruction`` (HNSW beam width while inserting; the factory
+    string cannot carry it). ``train_size`` is the number of vectors sampled (seeded) to
+    train IVF/PQ/PCA; ``None`` for indexes that need no training.
     """
 
     factory: str
     metric: str = "ip"
     search_params: dict[str, float] = field(default_factory=dict)
     train_size: int | None = None
+    build_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metric != "ip":
-            raise ValueError(
-                f"IndexSpec.metric must be 'ip' (cosine on unit vectors), got {self.metric!r}"
-            )
+            raise ValueError(f"IndexSpec.metric must be 'ip' (cosine on unit vectors), got {self.metric!r}")
         unknown = sorted(set(self.search_params) - set(_KNOWN_SEARCH_PARAMS))
         if unknown:
-            raise ValueError(
-                f"unknown search parameter(s) {unknown}; known: {list(_KNOWN_SEARCH_PARAMS)}"
-            )
+            raise ValueError(f"unknown search parameter(s) {unknown}; known: {list(_KNOWN_SEARCH_PARAMS)}")
+        unknown = sorted(set(self.build_params) - set(_KNOWN_BUILD_PARAMS))
+        if unknown:
+            raise ValueError(f"unknown build parameter(s) {unknown}; known: {list(_KNOWN_BUILD_PARAMS)}")
         if self.train_size is not None and self.train_size < 1:
             raise ValueError(f"train_size must be positive or None, got {self.train_size}")
 
@@ -93,13 +101,15 @@ class IndexSpec:
             "metric": self.metric,
             "search_params": dict(sorted(self.search_params.items())),
             "train_size": self.train_size,
+            "build_params": dict(sorted(self.build_params.items())),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str) -> IndexSpec:
         """Inverse of :meth:`to_json`; also accepts the JSON text. Unknown keys are an error."""
         obj = json.loads(data) if isinstance(data, str) else dict(data)
-        extra = sorted(set(obj) - {"factory", "metric", "search_params", "train_size"})
+        fields = {"factory", "metric", "search_params", "train_size", "build_params"}
+        extra = sorted(set(obj) - fields)
         if extra:
             raise ValueError(f"unknown IndexSpec field(s) {extra}")
         if "factory" not in obj:
@@ -109,6 +119,7 @@ class IndexSpec:
             metric=str(obj.get("metric", "ip")),
             search_params=dict(obj.get("search_params") or {}),
             train_size=obj.get("train_size"),
+            build_params=dict(obj.get("build_params") or {}),
         )
 
 
@@ -141,7 +152,11 @@ def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None) -> In
     if n < TINY_N or (n < FLAT_MAX_N and fits(4.0 * n * dim)):
         return IndexSpec("Flat")
     if n < HNSW_MAX_N and fits(n * hnsw_bytes_per_vector(dim)):
-        return IndexSpec(f"HNSW{HNSW_M}", search_params={"efSearch": HNSW_EF_SEARCH})
+        return IndexSpec(
+            f"HNSW{HNSW_M}",
+            search_params={"efSearch": HNSW_EF_SEARCH},
+            build_params={"efConstruction": HNSW_EF_CONSTRUCTION},
+        )
 
     nlist = ivf_nlist(n)
     coded_dim = min(dim, PCA_MAX_DIM)
@@ -207,9 +222,7 @@ def _check_vectors(x: np.ndarray, name: str, dim: int | None = None) -> np.ndarr
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"{name} has {bad.size} row(s) with NaN or inf values (first row {bad[0]})"
-        )
+        raise ValueError(f"{name} has {bad.size} row(s) with NaN or inf values (first row {bad[0]})")
     norms = np.linalg.norm(arr, axis=1)
     off = np.abs(norms - 1.0) > NORM_TOLERANCE
     if off.any():
@@ -258,9 +271,7 @@ def apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
         raise ValueError(f"search parameter(s) {unused} do not apply to index {spec.factory!r}")
 
 
-def build_index(
-    vectors: np.ndarray, spec: IndexSpec, *, seed: int = 0, threads: int | None = None
-) -> faiss.Index:
+def build_index(vectors: np.ndarray, spec: IndexSpec, *, seed: int = 0, threads: int | None = None) -> faiss.Index:
     """Build ``spec`` over ``vectors`` (N, D) unit-norm float32; row i gets id i.
 
     Training (IVF, PQ, PCA) uses ``min(N, spec.train_size)`` rows drawn with ``seed``;
@@ -275,7 +286,8 @@ def build_index(
         index = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ValueError(f"FAISS cannot build factory string {spec.factory!r}: {exc}") from exc
-    for idx in _walk(index):  # seed every k-means FAISS will run
+    used: set[str] = set()
+    for idx in _walk(index):  # seed every k-means FAISS will run, set build parameters
         if isinstance(idx, faiss.IndexIVF):
             idx.cp.seed = seed
             nlist = idx.nlist
@@ -284,6 +296,9 @@ def build_index(
                     f"{spec.factory!r} needs at least {nlist} training vectors "
                     f"(one per IVF list), got {min(n, spec.train_size or n)}"
                 )
+        if isinstance(idx, faiss.IndexHNSW) and "efConstruction" in spec.build_params:
+            idx.hnsw.efConstruction = int(spec.build_params["efConstruction"])
+            used.add("efConstruction")
         pq = getattr(idx, "pq", None)
         if pq is not None:
             pq.cp.seed = seed
@@ -291,6 +306,9 @@ def build_index(
             # The factory turns on polysemous training for PQ: ~50 s for 10^4 training
             # vectors, and only useful for polysemous filtering, which we do not use.
             idx.do_polysemous_training = False
+    unused = sorted(set(spec.build_params) - used)
+    if unused:
+        raise ValueError(f"build parameter(s) {unused} do not apply to index {spec.factory!r}")
     with _omp_threads(threads):
         if not index.is_trained:
             size = min(n, spec.train_size or n)
@@ -324,16 +342,12 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
 def intersection_recall(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
     """Mean over queries of |approx top-k ∩ exact top-k| / k (both (Q, k))."""
     if approx_ids.shape != exact_ids.shape or approx_ids.ndim != 2:
-        raise ValueError(
-            f"id arrays must have equal (Q, k) shapes, got {approx_ids.shape} and {exact_ids.shape}"
-        )
+        raise ValueError(f"id arrays must have equal (Q, k) shapes, got {approx_ids.shape} and {exact_ids.shape}")
     hits = (approx_ids[:, :, None] == exact_ids[:, None, :]) & (exact_ids[:, None, :] >= 0)
     return float(hits.any(axis=1).sum() / exact_ids.size)
 
 
-def recall_at_k(
-    index: faiss.Index, vectors: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0
-) -> float:
+def recall_at_k(index: faiss.Index, vectors: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
     """recall@k of ``index`` against exact inner-product search over ``vectors``.
 
     ``vectors`` are the rows the index was built from (row i = id i); ``sample`` of them,

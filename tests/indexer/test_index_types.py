@@ -26,9 +26,7 @@ from indexer.index_types import (
 DIM = 64
 
 
-def clustered_unit_vectors(
-    n: int, dim: int = DIM, n_clusters: int = 40, seed: int = 0
-) -> np.ndarray:
+def clustered_unit_vectors(n: int, dim: int = DIM, n_clusters: int = 40, seed: int = 0) -> np.ndarray:
     """Seeded clusters: unit centres, noise in an 8-d subspace per cluster, a little isotropic."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_clusters, dim))
@@ -41,6 +39,15 @@ def clustered_unit_vectors(
     iso = 0.2 * rng.standard_normal((n, dim)) / np.sqrt(dim)
     x = centres[labels] + spread[labels, None] * (low_rank + iso)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_faiss_thread():
+    """One OpenMP thread: on a shared 2-core machine spinning libgomp threads slow tests 5x."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +63,7 @@ def test_choose_index_follows_size_thresholds() -> None:
     assert choose_index(FLAT_MAX_N - 1, 128).factory == "Flat"
     hnsw = choose_index(FLAT_MAX_N, 128)
     assert hnsw.factory.startswith("HNSW") and "efSearch" in hnsw.search_params
+    assert hnsw.build_params["efConstruction"] > 40  # FAISS's default leaves clusters as islands
     assert choose_index(HNSW_MAX_N - 1, 128).factory == hnsw.factory
     ivf = choose_index(HNSW_MAX_N, 128)
     assert ivf.factory == "IVF16384_HNSW32,PQ32x8,RFlat"  # 4*sqrt(1e7) = 12649 -> 2^14
@@ -90,9 +98,7 @@ def test_choose_index_rejects_bad_sizes(n: int, dim: int, budget: int | None) ->
 
 
 def test_spec_json_round_trip_and_validation() -> None:
-    spec = IndexSpec(
-        "IVF64,PQ16x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=5000
-    )
+    spec = IndexSpec("IVF64,PQ16x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=5000)
     assert IndexSpec.from_json(spec.to_json()) == spec
     assert IndexSpec.from_json(json.dumps(spec.to_json())) == spec
     with pytest.raises(ValueError, match="unknown IndexSpec field"):
@@ -101,6 +107,12 @@ def test_spec_json_round_trip_and_validation() -> None:
         IndexSpec("Flat", metric="l2")
     with pytest.raises(ValueError, match="unknown search parameter"):
         IndexSpec("HNSW32", search_params={"ef_search": 64})
+    with pytest.raises(ValueError, match="unknown build parameter"):
+        IndexSpec("HNSW32", build_params={"M": 64})
+    hnsw = IndexSpec("HNSW32", search_params={"efSearch": 64}, build_params={"efConstruction": 160})
+    assert IndexSpec.from_json(hnsw.to_json()) == hnsw
+    older = {k: v for k, v in spec.to_json().items() if k != "build_params"}
+    assert IndexSpec.from_json(older) == spec
 
 
 # ---------------------------------------------------------------- recall of each type
@@ -109,9 +121,11 @@ SPECS = {
     "flat": (IndexSpec("Flat"), 1.0),
     "hnsw": (IndexSpec("HNSW16", search_params={"efSearch": 64}), 0.95),
     "ivfpq_refine": (
-        IndexSpec(
-            "IVF64,PQ16x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=10_000
-        ),
+        IndexSpec("IVF64,PQ16x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=10_000),
+        0.95,
+    ),
+    "ivfpq_sq8_refine": (
+        IndexSpec("IVF64,PQ16x8,Refine(SQ8)", search_params={"nprobe": 16, "k_factor": 8}, train_size=10_000),
         0.95,
     ),
     "pca_ivfpq_refine": (
@@ -150,9 +164,7 @@ def test_flat_finds_each_query_itself_at_distance_zero(vectors: np.ndarray) -> N
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-5)
     assert np.all(np.diff(dist, axis=1) >= -1e-6)  # nearest first
     # distance = 1 - cosine similarity
-    np.testing.assert_allclose(
-        dist[:, 1], 1.0 - np.sum(vectors[:50] * vectors[ids[:, 1]], axis=1), atol=1e-5
-    )
+    np.testing.assert_allclose(dist[:, 1], 1.0 - np.sum(vectors[:50] * vectors[ids[:, 1]], axis=1), atol=1e-5)
 
 
 def test_k_larger_than_index_pads_with_minus_one_and_inf(vectors: np.ndarray) -> None:
@@ -164,9 +176,7 @@ def test_k_larger_than_index_pads_with_minus_one_and_inf(vectors: np.ndarray) ->
 
 
 def test_search_params_are_applied_to_nested_indexes(vectors: np.ndarray) -> None:
-    spec = IndexSpec(
-        "PCAR32,IVF64,PQ8x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=5000
-    )
+    spec = IndexSpec("PCAR32,IVF64,PQ8x8,RFlat", search_params={"nprobe": 16, "k_factor": 8}, train_size=5000)
     index = build_index(vectors[:5000], spec)
     apply_search_params(index, IndexSpec(spec.factory, search_params={"nprobe": 3, "k_factor": 2}))
     refine = faiss.downcast_index(index)
@@ -174,6 +184,19 @@ def test_search_params_are_applied_to_nested_indexes(vectors: np.ndarray) -> Non
     assert refine.k_factor == 2 and ivf.nprobe == 3
     with pytest.raises(ValueError, match="do not apply"):
         apply_search_params(index, IndexSpec(spec.factory, search_params={"efSearch": 10}))
+    hnsw_q = IndexSpec("IVF32_HNSW16,Flat", search_params={"nprobe": 4, "quantizer_efSearch": 24})
+    built = build_index(vectors[:2000], hnsw_q)  # keep: downcast views do not own the index
+    ivf = faiss.downcast_index(built)
+    assert ivf.nprobe == 4 and faiss.downcast_index(ivf.quantizer).hnsw.efSearch == 24
+
+
+def test_build_params_are_applied(vectors: np.ndarray) -> None:
+    spec = IndexSpec("HNSW16", search_params={"efSearch": 32}, build_params={"efConstruction": 80})
+    built = build_index(vectors[:1000], spec)
+    index = faiss.downcast_index(built)
+    assert index.hnsw.efConstruction == 80 and index.hnsw.efSearch == 32
+    with pytest.raises(ValueError, match="do not apply"):
+        build_index(vectors[:100], IndexSpec("Flat", build_params={"efConstruction": 80}))
 
 
 # ---------------------------------------------------------------- files
@@ -181,9 +204,7 @@ def test_search_params_are_applied_to_nested_indexes(vectors: np.ndarray) -> Non
 
 @pytest.mark.parametrize("name", ["flat", "hnsw", "ivfpq_refine"])
 @pytest.mark.parametrize("mmap", [False, True])
-def test_save_load_round_trip_gives_identical_results(
-    tmp_path, vectors: np.ndarray, name: str, mmap: bool
-) -> None:
+def test_save_load_round_trip_gives_identical_results(tmp_path, vectors: np.ndarray, name: str, mmap: bool) -> None:
     spec, _ = SPECS[name]
     subset = vectors[:5000]
     index = build_index(
