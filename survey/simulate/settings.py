@@ -1,4 +1,4 @@
-"""SimSettings: everything that determines a simulated survey (saved into each shard's attrs)."""
+"""SimSettings: everything that determines a simulated survey (saved as simulation.json next to the shards)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ optional artifact. Catalog magnitudes are the model's total flux after extinctio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -17,10 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import SurveyError
 from ..native import shard_name, write_shard
 from .galaxies import render_object
 from .population import draw_population, object_seeds
 from .settings import SimSettings
+
+SETTINGS_FILE = "simulation.json"
+_NOT_PIXELS = {"workers", "out_dir"}  # settings a resumed run may change: the bytes do not depend on them
 
 # A_band / E(B-V) for DECam (Schlafly & Finkbeiner 2011, as used by the Legacy Surveys), plus SDSS u, i.
 EXTINCTION_COEFFS = {"u": 4.239, "g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211}
@@ -50,9 +55,9 @@ def render_shard(s: SimSettings, cat: Catalog, seeds: np.ndarray) -> tuple[np.nd
         else:
             mag = cols["mag_r_intrinsic"][i]
             params = {
-                "flux_r": float(10 ** (-0.4 * (mag - 22.5))), "g_r": float(cols["g_r"][i]), "r_z": float(cols["r_z"][i]),
-                "hlr": float(cols["hlr_arcsec"][i]), "q": float(cols["axis_ratio"][i]), "beta_deg": float(cols["pa_deg"][i]),
-                "dx": float(cols["dx_px"][i]), "dy": float(cols["dy_px"][i]),
+                "flux_r": float(10 ** (-0.4 * (mag - 22.5))), "g_r": float(cols["g_r"][i]),
+                "r_z": float(cols["r_z"][i]), "hlr": float(cols["hlr_arcsec"][i]), "q": float(cols["axis_ratio"][i]),
+                "beta_deg": float(cols["pa_deg"][i]), "dx": float(cols["dx_px"][i]), "dy": float(cols["dy_px"][i]),
             }
             img = render_object(kind, params, bands, s.size_px, s.pixel_scale_arcsec, fwhm, int(rng.integers(2**62)))
         img = img * (10 ** (-0.4 * coeff * cols["ebv"][i]))[:, None, None]
@@ -79,6 +84,17 @@ def simulate(s: SimSettings, on_shard: Callable[[int], None] | None = None) -> l
     (renamed from .partial) is kept: a killed run resumes where it stopped."""
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # The resolved settings, next to the shards (the reader only globs shard-*.h5). A resumed run
+    # must be the same survey: finished shards of another seed or size would be silently mixed in.
+    settings_path = out / SETTINGS_FILE
+    if settings_path.exists():
+        before = json.loads(settings_path.read_text())
+        now = json.loads(s.model_dump_json())
+        differ = sorted(k for k in now.keys() | before.keys() if k not in _NOT_PIXELS and before.get(k) != now.get(k))
+        if differ:
+            raise SurveyError(f"{out}: already holds a survey simulated with other settings ({', '.join(differ)}); "
+                              "use another --out folder or delete it")
+    settings_path.write_text(s.model_dump_json(indent=2) + "\n")
     cat = draw_population(s)
     seeds = object_seeds(s.seed, len(cat))
     jobs, done = [], []
