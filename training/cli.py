@@ -1,6 +1,8 @@
 """`skysift train`: MoCo v2 pretraining of the encoder.
 
     skysift train --survey data/demo --out runs/demo --epochs 8
+    skysift train --survey data/demo --out runs/demo --epochs 8 --resume     # continue after a crash
+    torchrun --nproc_per_node=2 -m skysift.cli train --device cpu --survey data/demo --out runs/ddp  # gloo
     torchrun --nproc_per_node=4 -m skysift.cli train --survey data/bench --out runs/bench --backbone resnet50 \
         --backbone-kwargs '{}' --batch-size 256 --queue-size 65536 --momentum 0.996
 """
@@ -29,6 +31,8 @@ def train(
     backbone_kwargs: Annotated[str | None, typer.Option(help="JSON kwargs for the timm model")] = None,
     epochs: int = 8,
     batch_size: Annotated[int, typer.Option(help="per process")] = 128,
+    proj_dim: Annotated[int, typer.Option(help="projection (loss) dimension")] = 128,
+    proj_hidden: Annotated[int, typer.Option(help="projection head hidden width")] = 512,
     queue_size: int = 4096,
     momentum: float = 0.99,
     temperature: float = 0.2,
@@ -40,7 +44,8 @@ def train(
     device: str = "auto",
     workers: int = 2,
     seed: int = 0,
-    checkpoint_every: int = 200,
+    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 200,
+    log_every: Annotated[int, typer.Option(help="steps between metrics records")] = 10,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from out/checkpoint.pt")] = False,
     monitor_size: int = 2000,
 ) -> None:
@@ -50,6 +55,7 @@ def train(
     extra = {"backbone_kwargs": json.loads(backbone_kwargs)} if backbone_kwargs is not None else {}
     s = TrainSettings(
         survey=survey, out_dir=out, backbone=backbone, epochs=epochs, batch_size=batch_size, queue_size=queue_size,
+        proj_dim=proj_dim, proj_hidden=proj_hidden, log_every=log_every,
         momentum=momentum, temperature=temperature, lr_per_256=lr_per_256, max_steps=max_steps,
         augment=AugmentSettings(crop_size_px=crop_size), precision=precision, compile=compile_model, device=device,
         workers=workers, seed=seed, checkpoint_every=checkpoint_every, resume=resume, monitor_size=monitor_size,

@@ -1,7 +1,14 @@
 """The MoCo v2 training loop: data -> two augmented views -> MoCo step, with checkpoints and export.
 
     skysift train --survey data/demo --out runs/demo --epochs 8
+    skysift train --survey data/demo --out runs/demo --epochs 8 --resume      # after a crash or a kill
     torchrun --nproc_per_node=4 -m skysift.cli train --survey data/bench --out runs/bench --backbone resnet50
+
+A checkpoint holds everything the next step depends on: both encoders (BatchNorm statistics
+included), the queue and its pointer, the optimiser's momentum buffers, every rank's generators
+(augmentations, key shuffle, torch's global RNG) and the step. The data order is a pure function
+of (seed, epoch, rank), so a resumed run replays exactly the batches it had not trained on and
+reaches the same weights, bit for bit on the same machine, as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from encoder.card import ModelCard
@@ -25,13 +33,20 @@ from encoder.preprocess import PreprocessConfig, preprocess
 from encoder.weights import save_encoder
 
 from . import dist
-from .augment import augment, check_geometry, extinction_coeffs
+from .augment import AugmentSettings, augment, check_geometry, extinction_coeffs
 from .data import EpochBatchSampler, SurveyBatches, border_noise_sigma, make_loader
+from .errors import RankDivergence, ResumeMismatch
 from .moco import MoCo
 from .monitor import knn_monitor
 from .settings import TrainSettings
 
 CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+# Settings that shape the trajectory: a checkpoint only continues a run that agrees on all of them.
+RESUME_KEYS = ("backbone", "backbone_kwargs", "small_input", "proj_dim", "proj_hidden", "queue_size", "momentum",
+               "temperature", "optimizer", "lr_per_256", "weight_decay", "sgd_momentum", "schedule", "warmup_steps",
+               "batch_size", "epochs", "augment", "seed")
+AUG_STREAM, SHUFFLE_STREAM = 1, 2
 
 
 def band_scale(ds: SurveyBatches, sample: int = 512) -> tuple[float, ...]:
@@ -57,11 +72,64 @@ def make_card(s: TrainSettings, ds: SurveyBatches, encoder: Encoder) -> ModelCar
 
 
 def lr_at(step: int, total: int, base: float, s: TrainSettings) -> float:
+    """Linear warm-up, then constant or cosine decay to 0 at `total` steps (MoCo v2)."""
     if s.warmup_steps and step < s.warmup_steps:
         return base * (step + 1) / s.warmup_steps
     if s.schedule == "constant":
         return base
     return base * 0.5 * (1 + math.cos(math.pi * step / max(1, total)))
+
+
+def stream_seed(seed: int, rank: int, stream: int) -> int:
+    """Independent seeds per (run seed, rank, stream); `seed*1000 + rank + 1` made rank 1's
+    augmentations replay rank 0's shuffles."""
+    return int(np.random.SeedSequence([seed, rank, stream]).generate_state(1)[0])
+
+
+def make_views(batch: dict[str, Tensor], coeffs: Tensor, pixel_scale_arcsec: float, pre: PreprocessConfig,
+               aug: AugmentSettings, generator: torch.Generator, channels_last: bool = False) -> list[Tensor]:
+    """Two augmented, preprocessed views (N, C, S, S) of one batch already on the device."""
+    views = []
+    for _ in range(2):
+        x = augment(batch["images"], ebv=batch["ebv"], psf_fwhm_arcsec=batch["fwhm"], noise_sigma=batch["noise"],
+                    coeffs=coeffs, pixel_scale_arcsec=pixel_scale_arcsec, settings=aug, generator=generator)
+        x = preprocess(x, pre, crop=False)
+        views.append(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    return views
+
+
+def train_step(step_fn: Callable[..., tuple[Tensor, Tensor]], opt: torch.optim.Optimizer, views: list[Tensor],
+               shuffle_gen: torch.Generator, lr: float, use_bf16: bool) -> Tensor:
+    """One SGD step of MoCo (queries from views[0], keys from views[1]); returns the detached loss."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast(views[0].device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        loss, _ = step_fn(views[0], views[1], shuffle_gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def build_moco(s: TrainSettings, n_bands: int, device: torch.device,
+               channels_last: bool | None = None) -> tuple[MoCo, torch.optim.Optimizer]:
+    """MoCo on `device` and its SGD optimiser; channels_last None = s.channels_last on CUDA only."""
+    encoder = Encoder(s.backbone, n_bands, s.proj_dim, s.proj_hidden, s.small_input, s.backbone_kwargs)
+    model = MoCo(encoder, s.queue_size, s.momentum, s.temperature).to(device)
+    if channels_last is None:
+        channels_last = s.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=0.0, momentum=s.sgd_momentum,
+                          weight_decay=s.weight_decay, fused=(device.type == "cuda") or None)
+    return model, opt
+
+
+def sync_fingerprint(model: MoCo) -> str:
+    """What DDP keeps identical on every rank: both encoders' parameters, the queue and its pointer.
+    (BatchNorm running statistics legitimately differ between ranks until DDP's next broadcast.)"""
+    return dist.fingerprint([*model.encoder_q.parameters(), *model.encoder_k.parameters(), model.queue,
+                             model.queue_ptr])
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
@@ -70,112 +138,143 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _check_resumable(ck: dict[str, Any], s: TrainSettings, world: int, n_objects: int, path: Path) -> None:
+    then, now = ck["settings"], s.model_dump(mode="json")
+    diff = [k for k in RESUME_KEYS if then.get(k) != now.get(k)]
+    if diff:
+        raise ResumeMismatch(f"{path}: cannot resume, settings differ from the checkpoint's: "
+                             + ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in diff))
+    if ck.get("world_size", 1) != world:
+        raise ResumeMismatch(f"{path}: written by {ck.get('world_size', 1)} process(es), resumed with {world}; "
+                             "the data split and generators are per rank")
+    if ck.get("n_objects", n_objects) != n_objects:
+        raise ResumeMismatch(f"{path}: trained on {ck['n_objects']} objects, the survey now has {n_objects}")
+
+
+def _open_metrics(path: Path, keep_until_step: int | None):
+    """Fresh run: truncate. Resumed run: drop records past the checkpoint (they are about to be redone)."""
+    kept = []
+    if keep_until_step is not None and path.exists():
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= keep_until_step]
+    f = open(path, "w")
+    f.writelines(line + "\n" for line in kept)
+    f.flush()
+    return f
+
+
 def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None = None) -> Path:
     """Train, checkpoint, export `model.safetensors` + `model.json` into s.out_dir/encoder.
 
-    Returns the encoder directory. With s.resume, continues from s.out_dir/checkpoint.pt.
+    Returns the encoder directory. With s.resume, continues from s.out_dir/checkpoint.pt when it
+    exists. `on_step` gets every metrics record rank 0 writes (loss every `log_every` steps, the
+    kNN monitor at each epoch end).
     """
     kind = "cuda" if (s.device == "auto" and torch.cuda.is_available()) or s.device == "cuda" else "cpu"
     device = dist.setup(kind)
     rank, world = dist.rank(), dist.world_size()
     if s.queue_size % (s.batch_size * world):
         raise ValueError(f"queue_size {s.queue_size} is not a multiple of the global batch {s.batch_size * world}")
-    torch.manual_seed(s.seed + rank)
+    torch.manual_seed(s.seed + rank)  # model init; DDP then broadcasts rank 0's weights and buffers
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     ds = SurveyBatches(s.survey)
     check_geometry(s.augment, ds.survey.image_shape[-2:])
-    encoder = Encoder(s.backbone, len(ds.survey.bands), s.proj_dim, s.proj_hidden, s.small_input, s.backbone_kwargs)
-    card = make_card(s, ds, encoder)
-    model = MoCo(encoder, s.queue_size, s.momentum, s.temperature).to(device)
+    model, opt = build_moco(s, len(ds.survey.bands), device)
+    card = make_card(s, ds, model.encoder_q)
     use_bf16 = s.precision == "bf16" or (s.precision == "auto" and device.type == "cuda")
-    if s.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    fused = device.type == "cuda"
-    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=0.0, momentum=s.sgd_momentum,
-                          weight_decay=s.weight_decay, fused=fused or None)
-    aug_gen = torch.Generator(device=device).manual_seed(s.seed * 1000 + rank)
-    shuffle_gen = torch.Generator().manual_seed(s.seed * 1000 + rank + 1)
+    channels_last = s.channels_last and device.type == "cuda"
+    aug_gen = torch.Generator(device=device).manual_seed(stream_seed(s.seed, rank, AUG_STREAM))
+    shuffle_gen = torch.Generator().manual_seed(stream_seed(s.seed, rank, SHUFFLE_STREAM))
 
     steps_per_epoch = len(EpochBatchSampler(len(ds), s.batch_size, s.seed, 0, rank, world))
     if steps_per_epoch == 0:
         raise ValueError(f"survey of {len(ds)} objects has no full batch of {s.batch_size} per process")
-    total = steps_per_epoch * s.epochs if s.max_steps is None else min(s.max_steps, steps_per_epoch * s.epochs)
+    total = steps_per_epoch * s.epochs  # the schedule's length
+    stop = total if s.max_steps is None else min(s.max_steps, total)
     base_lr = s.lr_per_256 * s.batch_size * world / 256
-    step = 0
+    step, last_loss, resumed = 0, float("nan"), False
     ckpt_path = out / CHECKPOINT
     if s.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        _check_resumable(ck, s, world, len(ds), ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        step = int(ck["step"])
-        aug_gen.set_state(ck["aug_gen"].cpu() if device.type == "cpu" else ck["aug_gen"].cpu())
-        shuffle_gen.set_state(ck["shuffle_gen"].cpu())
-        torch.set_rng_state(ck["torch_rng"].cpu())
+        step, last_loss, resumed = int(ck["step"]), float(ck.get("loss", "nan")), True
+        # Checkpoints from before per-rank generators (skysift 0.1.0) held one process's states.
+        rng = ck["rng"][rank] if "rng" in ck else {"aug_gen": ck["aug_gen"], "shuffle_gen": ck["shuffle_gen"],
+                                                   "torch": ck["torch_rng"]}
+        aug_gen.set_state(rng["aug_gen"])
+        shuffle_gen.set_state(rng["shuffle_gen"])
+        torch.set_rng_state(rng["torch"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], device)
 
-    net: torch.nn.Module = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if dist.is_dist() else model
+    net: torch.nn.Module = model
+    if dist.is_dist():  # syncs rank 0's weights and buffers (encoders, queue) to every rank at construction
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     step_fn = torch.compile(net) if s.compile else net
     coeffs = extinction_coeffs(ds.survey.bands).to(device)
     monitor = _monitor_set(ds, s.monitor_size) if rank == 0 else None
-    log = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    log = _open_metrics(out / METRICS, step if resumed else None) if rank == 0 else None
+
+    def emit(rec: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if on_step:
+                on_step(rec)
 
     def checkpoint() -> None:
+        """Collective: every rank contributes its generators and a fingerprint; rank 0 writes."""
+        rng = {"aug_gen": aug_gen.get_state(), "shuffle_gen": shuffle_gen.get_state(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        rngs = dist.gather_objects(rng)
+        prints = dist.gather_objects(sync_fingerprint(model))
+        if len(set(prints)) > 1:
+            raise RankDivergence(f"step {step}: ranks hold different weights or queues "
+                                 f"(fingerprints {[p[:12] for p in prints]})")
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                          "aug_gen": aug_gen.get_state(), "shuffle_gen": shuffle_gen.get_state(),
-                          "torch_rng": torch.get_rng_state(), "settings": s.model_dump(mode="json")}, ckpt_path)
+                          "loss": last_loss, "rng": rngs, "fingerprints": prints, "world_size": world,
+                          "n_objects": len(ds), "settings": s.model_dump(mode="json")}, ckpt_path)
 
+    p10 = None
+    if monitor is not None and step == 0:  # where the curve starts: the randomly initialised encoder
+        p10 = knn_monitor(model.encoder_q, card, monitor[0], monitor[1], device)
+        emit({"step": 0, "epoch": 0, "knn_precision_at_10": p10})
     model.train()
     t0, seen = time.perf_counter(), 0
-    loss, p10 = torch.tensor(float("nan")), None
-    while step < total:
+    while step < stop:
         epoch, skip = divmod(step, steps_per_epoch)
         loader = make_loader(ds, EpochBatchSampler(len(ds), s.batch_size, s.seed, epoch, rank, world, skip),
                              s.workers, pin_memory=device.type == "cuda")
         for batch in loader:
             b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            views = []
-            for _ in range(2):
-                x = augment(b["images"], ebv=b["ebv"], psf_fwhm_arcsec=b["fwhm"], noise_sigma=b["noise"], coeffs=coeffs,
-                            pixel_scale_arcsec=ds.survey.pixel_scale_arcsec, settings=s.augment, generator=aug_gen)
-                x = preprocess(x, card.preprocess, crop=False)
-                views.append(x.contiguous(memory_format=torch.channels_last) if s.channels_last and device.type == "cuda" else x)
+            views = make_views(b, coeffs, ds.survey.pixel_scale_arcsec, card.preprocess, s.augment, aug_gen,
+                               channels_last)
             lr = lr_at(step, total, base_lr, s)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss, _ = step_fn(views[0], views[1], shuffle_gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = train_step(step_fn, opt, views, shuffle_gen, lr, use_bf16)
             step += 1
             seen += len(b["images"]) * world
-            if rank == 0 and (step % s.log_every == 0 or step == total):
-                rec = {"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
-                       "images_per_s": seen / (time.perf_counter() - t0)}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                if on_step:
-                    on_step(rec)
-            if step % s.checkpoint_every == 0:
+            if step % s.log_every == 0 or step == stop:
+                last_loss = dist.all_reduce_mean(float(loss), device)  # collective: every rank logs together
+                emit({"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
+                      "images_per_s": seen / (time.perf_counter() - t0)})
+            if step % s.checkpoint_every == 0 or step == stop:
                 checkpoint()
-            if step >= total:
+            if step >= stop:
                 break
-        if monitor is not None and (step % steps_per_epoch == 0 or step >= total):
+        if monitor is not None and (step % steps_per_epoch == 0 or step >= stop):
             p10 = knn_monitor(model.encoder_q, card, monitor[0], monitor[1], device)
-            rec = {"step": step, "epoch": epoch, "knn_precision_at_10": p10}
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            if on_step:
-                on_step(rec)
-    checkpoint()
+            emit({"step": step, "epoch": epoch, "knn_precision_at_10": p10})
     enc_dir = out / "encoder"
     if rank == 0:
         card = card.model_copy(update={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "metrics": {"final_loss": float(loss.detach()), "steps": step,
+            "metrics": {"final_loss": last_loss, "steps": step,
                         **({"knn_precision_at_10": p10} if p10 is not None else {})},
         })
         save_encoder(model.encoder_q, card, enc_dir)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
+             temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """q, k: (N, dim) L2-normalised queries and their positive keys; queue: (dim, K) negatives.
 
     Returns (loss, logits (N, 1+K)); the positive is column 0.

@@ -17,6 +17,12 @@ from .loss import info_nce
 
 
 class MoCo(nn.Module):
+    """Query encoder (trained by SGD), key encoder (its moving average) and a queue of K keys.
+
+    Everything that defines the state lives in the module: both encoders, `queue` (dim, K) and
+    `queue_ptr`, so `state_dict()` is all a checkpoint needs of the model.
+    """
+
     def __init__(self, encoder: Encoder, queue_size: int, momentum: float, temperature: float) -> None:
         super().__init__()
         self.encoder_q = encoder
@@ -30,19 +36,22 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def _momentum_update(self) -> None:
+        """theta_k <- m * theta_k + (1 - m) * theta_q (He et al. 2020, eq. 2), parameters only."""
         for pq, pk in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
             pk.mul_(self.momentum).add_(pq.detach(), alpha=1 - self.momentum)
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
-        keys = dist.concat_all_gather(keys)  # (world*N, dim): the queue is filled from all ranks
-        k_size, ptr = self.queue.shape[1], int(self.queue_ptr)
-        n = keys.shape[0]
-        idx = (torch.arange(n, device=keys.device) + ptr) % k_size
+        """Replace the oldest world*N keys by this step's keys from every rank (FIFO, wraps around)."""
+        keys = dist.concat_all_gather(keys)  # (world*N, dim)
+        n, k_size = keys.shape[0], self.queue.shape[1]
+        # Pointer arithmetic stays on the device: no .item() sync per step, no torch.compile graph break.
+        idx = (torch.arange(n, device=keys.device) + self.queue_ptr) % k_size  # (world*N,)
         self.queue[:, idx] = keys.T.to(self.queue.dtype)
-        self.queue_ptr[0] = (ptr + n) % k_size
+        self.queue_ptr.copy_((self.queue_ptr + n) % k_size)
 
-    def forward(self, im_q: torch.Tensor, im_k: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, im_q: torch.Tensor, im_k: torch.Tensor,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """im_q, im_k: two augmented views (N, C, S, S). Returns (loss, logits (N, 1+K))."""
         q = self.encoder_q.project(im_q)  # (N, dim)
         with torch.no_grad():

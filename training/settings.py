@@ -32,19 +32,21 @@ class TrainSettings(BaseSettings):
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = 0
     batch_size: int = 128  # per process
-    epochs: int = 8
-    max_steps: int | None = None  # stop early (tests, smoke runs)
+    epochs: int = Field(8, ge=1)
+    # Stop after this many steps (tests, smoke runs, a planned interruption). The learning-rate
+    # schedule still spans `epochs`, so a run stopped at N and resumed continues the same curve.
+    max_steps: int | None = Field(None, ge=1)
     augment: AugmentSettings = Field(default_factory=AugmentSettings)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False
     channels_last: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    workers: int = 2
+    workers: int = Field(2, ge=0)  # DataLoader processes reading HDF5
     seed: int = 0
-    checkpoint_every: int = 200
-    resume: bool = False
+    checkpoint_every: int = Field(200, ge=1)  # steps; a checkpoint is also written when the run ends
+    resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (fresh start otherwise)
     monitor_size: int = 2000  # labelled objects for the kNN monitor (0 = off)
-    log_every: int = 10
+    log_every: int = Field(10, ge=1)
     produced_by: str = ""  # the command line, recorded in the model card
 
     @model_validator(mode="after")
