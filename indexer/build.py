@@ -3,7 +3,8 @@
     skysift index --survey data/demo --encoder runs/demo/encoder --artifacts artifacts
 
 Everything is written into the stage first; the manifest (with every file's sha256) is written
-last, and only `artifacts.publish` moves a stage into versions/.
+last, and only `artifacts.publish` moves a stage into versions/. A crash while building leaves a
+stage without a manifest, which publish refuses and the next build replaces.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from encoder.card import ModelCard
 from survey.native import NativeSurvey
 
 from . import index_types
-from .artifacts import file_entries, now_iso, version_name, write_manifest
-from .encode import gather_embeddings
+from .artifacts import crash_point, file_entries, now_iso, version_name, write_manifest
+from .encode import gather_embeddings, read_plan
 from .errors import ArtifactMismatch
-from .scores import knn_anomaly, lens_scores
+from .projection import project_2d, resolve_method
+from .scores import anomaly_scores, lens_scores
 from .settings import IndexSettings
+
+ANOMALY_DESCRIPTIONS = {
+    "mean": "mean cosine distance to the {k} nearest neighbours",
+    "kth": "cosine distance to the {k}-th nearest neighbour",
+    "lof": "local outlier factor over the {k} nearest neighbours (cosine distance)",
+}
 
 
 def healpix_index(ra: np.ndarray, dec: np.ndarray, nside: int) -> np.ndarray:
@@ -66,7 +74,10 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     survey = NativeSurvey(s.survey)
     if len(survey) != len(emb16):
         raise ArtifactMismatch(f"{len(emb16)} embeddings but the survey has {len(survey)} objects")
+    ids = survey.catalog["object_id"].astype(str)  # unique: Catalog refuses duplicates; publish re-checks
     card = ModelCard.load(s.encoder)
+    if read_plan(job)["weights_sha256"] != card.weights_sha256:
+        raise ArtifactMismatch(f"{job} was encoded with other weights than {s.encoder}")
     stage = job / "stage"
     if stage.exists():
         shutil.rmtree(stage)  # a stage is never live; a half-written one from a crash is rebuilt
@@ -75,6 +86,7 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     vec = emb16.astype(np.float32)
     vec /= np.linalg.norm(vec, axis=1, keepdims=True).clip(1e-12)
     np.save(stage / "embeddings.npy", emb16)
+    crash_point("build.mid_stage")  # a half-written stage: no manifest, so never publishable
     n, d = vec.shape
     spec = index_types.IndexSpec(s.index_factory) if s.index_factory else index_types.choose_index(
         n, d, s.memory_budget_bytes)
@@ -85,18 +97,25 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     index_types.save_index(index, stage / "index.faiss")
 
     k = min(s.anomaly_k + 1, n)
-    dist = np.concatenate([index_types.search(index, vec[i : i + 8192], k)[0] for i in range(0, n, 8192)])
-    anomaly = knn_anomaly(dist)
+    hits = [index_types.search(index, vec[i : i + 8192], k) for i in range(0, n, 8192)]
+    dist, nbr = np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits])
+    anomaly = anomaly_scores(dist, nbr, s.anomaly_method)
     lens_rows = known_lens_rows(s.lens_labels, survey)
     lens = lens_scores(vec, lens_rows, seed=s.seed)
-    pq.write_table(pa.table({"object_id": survey.catalog["object_id"].astype(str).tolist(), "row": np.arange(n),
+    pq.write_table(pa.table({"object_id": ids.tolist(), "row": np.arange(n),
                              "anomaly_score": anomaly, "lens_score": lens}), stage / "scores.parquet")
+
+    map_method = resolve_method(s.map_method, n, s.map_umap_min_objects)
+    log(f"2-D map by {map_method}")
+    np.save(stage / "map.npy", project_2d(vec, map_method, s.seed, fit_max=s.map_fit_max))
 
     cat = survey.catalog.to_arrow()
     cat = cat.append_column("row", pa.array(np.arange(n, dtype=np.int64)))
-    cat = cat.append_column("healpix", pa.array(healpix_index(survey.catalog["ra"], survey.catalog["dec"], s.healpix_nside)))
+    hp = healpix_index(survey.catalog["ra"], survey.catalog["dec"], s.healpix_nside)
+    cat = cat.append_column("healpix", pa.array(hp))
     pq.write_table(cat, stage / "catalog.parquet")
     shutil.copytree(s.encoder, stage / "encoder", ignore=shutil.ignore_patterns("*.partial"))
+    crash_point("build.before_manifest")  # every file written, no manifest yet
 
     manifest: dict[str, Any] = {
         "version": version_name(file_entries(stage)),
@@ -109,12 +128,15 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
         "encoder": {"weights_sha256": card.weights_sha256, "backbone": card.backbone,
                     "produced_by": card.produced_by, "input_size_px": card.preprocess.input_size_px},
         "index": {**spec.to_json(), "recall_at_10": recall, "recall_sample": min(s.recall_sample, n)},
-        "scores": {"anomaly": f"mean cosine distance to the {k - 1} nearest neighbours",
+        "scores": {"anomaly": ANOMALY_DESCRIPTIONS[s.anomaly_method].format(k=k - 1),
+                   "anomaly_method": s.anomaly_method, "anomaly_k": k - 1,
                    "lens": ("logistic regression + seed similarity from "
                             f"{len(lens_rows)} known lenses") if len(lens_rows) else "none (no known lenses given)",
                    "n_known_lenses": int(len(lens_rows))},
         "columns": {"redshift": s.redshift_column, "magnitude": s.magnitude_column},
         "healpix": {"nside": s.healpix_nside, "order": "nested"},
+        "map": {"file": "map.npy", "method": map_method, "requested": s.map_method, "seed": s.seed,
+                "fit_sample": min(n, s.map_fit_max)},
         "settings": s.model_dump(mode="json"),
     }
     write_manifest(stage, manifest)

@@ -1,19 +1,26 @@
-"""`skysift encode`, `skysift index`, `skysift publish`, `skysift versions`."""
+"""`skysift encode`, `skysift index`, `skysift publish`, `skysift versions`.
+
+    skysift encode --survey data/demo --encoder runs/demo/encoder --job demo --shard-size 4096
+    torchrun --nproc_per_node=8 -m skysift.cli encode --survey data/demo --encoder runs/demo/encoder --job demo
+    skysift index --survey data/demo --encoder runs/demo/encoder --job demo            # resumes, builds, publishes
+    skysift index ... --no-publish && skysift publish --stage artifacts/building/demo/stage
+    skysift versions [--rollback [--to VERSION]] [--remove VERSION]
+
+Heavy imports (torch, faiss) happen inside the commands, so `versions` and `publish` start fast.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
 
 from . import artifacts
-from .build import build_version
-from .encode import default_device, encode_survey
-from .pipeline import index_survey, job_dir
+from .errors import ArtifactError
 from .settings import IndexSettings
 
 console = Console()
@@ -22,9 +29,13 @@ SurveyOpt = Annotated[Path, typer.Option("--survey", help="folder of native shar
 EncoderOpt = Annotated[Path, typer.Option("--encoder", help="folder with model.safetensors + model.json")]
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="artifacts root (versions/, current)")]
 JobOpt = Annotated[str, typer.Option("--job", help="build job name; re-running a job resumes it")]
+ShardOpt = Annotated[int, typer.Option("--shard-size", help="objects per embedding shard (unit of resumption)")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="objects per forward pass")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="reader processes (0: one background thread)")]
 
 
-def _progress(total: int) -> tuple[Progress, int]:
+def _progress(total: int) -> tuple[Progress, TaskID]:
     bar = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} obj/s"),
                    TimeRemainingColumn(), console=console)
     return bar, bar.add_task("encode", total=total)
@@ -38,64 +49,108 @@ def _n(survey: Path) -> int:
 
 def encode(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs/train/encoder"),
            artifacts_root: ArtifactsOpt = Path("artifacts"), job: JobOpt = "default",
-           shard_size: int = 4096, batch_size: int = 256, device: str = "auto") -> None:
+           shard_size: ShardOpt = 4096, batch_size: BatchOpt = 256, device: DeviceOpt = "auto",
+           workers: WorkersOpt = 0) -> None:
     """Encode a survey into resumable embedding shards under artifacts/building/<job>."""
     import os
 
+    from .encode import encode_survey, n_shards, shards_of_rank
+    from .pipeline import job_dir, resolve_device
+
     s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,
-                      batch_size=batch_size, device=device)
+                      batch_size=batch_size, device=device, workers=workers)
+    # torchrun sets RANK / WORLD_SIZE / LOCAL_RANK: the entry point reads them, the library does not.
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    dev = default_device() if device == "auto" else device
+    dev = resolve_device(device)
     if dev == "cuda" and world > 1:
         dev = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    bar, task = _progress(_n(survey) // world)
+    n = _n(survey)
+    mine = shards_of_rank(n, shard_size, rank, world)
+    total = sum(min((k + 1) * shard_size, n) - k * shard_size for k in mine)
+    bar, task = _progress(total)
     with bar:
         done = encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
-                             device=dev, rank=rank, world=world, on_rows=lambda n: bar.advance(task, n))
-    console.print(f"rank {rank}: encoded {len(done)} new shard(s) into {job_dir(s)}")
+                             device=dev, rank=rank, world=world, workers=s.workers, prefetch=s.prefetch,
+                             precision=s.precision, on_rows=lambda m: bar.advance(task, m))
+    console.print(f"rank {rank}/{world}: encoded {len(done)} new shard(s) of {len(mine)} "
+                  f"({n_shards(n, shard_size)} in all) into {job_dir(s)}")
 
 
 def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs/train/encoder"),
           artifacts_root: ArtifactsOpt = Path("artifacts"), job: JobOpt = "default",
+          shard_size: ShardOpt = 4096, batch_size: BatchOpt = 256, device: DeviceOpt = "auto",
+          workers: WorkersOpt = 0,
           lens_labels: Annotated[Path | None, typer.Option(help="CSV of known lens object_ids")] = None,
           index_factory: Annotated[str | None, typer.Option(help="FAISS factory string (default: by size)")] = None,
+          map_method: Annotated[str | None, typer.Option(help="umap | pca (default: umap if installed)")] = None,
+          anomaly_method: Annotated[str | None, typer.Option(help="mean | kth | lof")] = None,
           publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
-    """Encode (resuming), build the index and scores, and publish a new version."""
-    s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, lens_labels=lens_labels,
-                      index_factory=index_factory)
+    """Encode (resuming), build the index, scores and map, and publish a new version."""
+    from .build import build_version
+    from .pipeline import index_survey, job_dir
+
+    extra: dict[str, Any] = {}
+    if map_method is not None:
+        extra["map_method"] = map_method
+    if anomaly_method is not None:
+        extra["anomaly_method"] = anomaly_method
+    s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,
+                      batch_size=batch_size, device=device, workers=workers, lens_labels=lens_labels,
+                      index_factory=index_factory, **extra)
     if publish_now:
         bar, task = _progress(_n(survey))
         with bar:
             version = index_survey(s, on_rows=lambda n: bar.advance(task, n), log=console.print)
         console.print(f"published {version}; current -> versions/{version}")
     else:
+        from .encode import encode_survey
+        from .pipeline import resolve_device
+
+        encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
+                      device=resolve_device(s.device), workers=s.workers, precision=s.precision)
         stage = build_version(s, job_dir(s), console.print)
-        console.print(f"staged at {stage}; run `skysift publish --stage {stage}`")
+        console.print(f"staged at {stage}; run `skysift publish --stage {stage} --artifacts {artifacts_root}`")
 
 
 def publish(stage: Annotated[Path, typer.Option(help="a staged build (building/<job>/stage)")],
             artifacts_root: ArtifactsOpt = Path("artifacts")) -> None:
-    """Validate a staged build and make it current (atomic)."""
-    version = artifacts.publish(artifacts_root, stage)
-    console.print(f"published {version}")
+    """Validate a staged build (files, hashes, counts) and make it current (atomic; safe to re-run)."""
+    try:
+        version = artifacts.publish(artifacts_root, stage)
+    except ArtifactError as e:
+        console.print(f"[red]not published:[/red] {e}")
+        raise typer.Exit(1) from e
+    console.print(f"published {version}; current -> versions/{version}")
 
 
 def versions(artifacts_root: ArtifactsOpt = Path("artifacts"),
-             rollback: Annotated[bool, typer.Option("--rollback", help="point current at the previous version")] = False,
+             rollback: Annotated[bool, typer.Option("--rollback", help="point current at the previous version")]
+             = False,
              to: Annotated[str | None, typer.Option(help="with --rollback: this version")] = None,
              remove: Annotated[str | None, typer.Option(help="delete this (non-current) version")] = None) -> None:
     """List versions; roll back; remove an old version explicitly."""
-    if rollback:
-        console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
-    if remove:
-        artifacts.remove_version(artifacts_root, remove)
-        console.print(f"removed {remove}")
-    table = Table("version", "current", "created", "objects", "index")
-    for v in artifacts.list_versions(artifacts_root):
-        table.add_row(v["version"], "*" if v["current"] else "", str(v["created"]), str(v["n_objects"]), str(v["index"]))
+    try:
+        if rollback:
+            console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
+        if remove:
+            artifacts.remove_version(artifacts_root, remove)
+            console.print(f"removed {remove}")
+    except ArtifactError as e:
+        console.print(f"[red]refused:[/red] {e}")
+        raise typer.Exit(1) from e
+    rows = artifacts.list_versions(artifacts_root)
+    # version names are what one types into --to / --remove: never truncate them
+    width = max([len(v["version"]) for v in rows] + [7])
+    table = Table(Column("version", no_wrap=True, min_width=width), "current", "created", "objects", "index")
+    for v in rows:
+        table.add_row(v["version"], "*" if v["current"] else "", str(v["created"]).replace("+00:00", "Z"),
+                      str(v["n_objects"]), str(v["index"]))
     console.print(table)
+    if not rows:
+        console.print(f"no versions under {artifacts_root}")
 
 
 def register(app: typer.Typer) -> None:
     for fn in (encode, index, publish, versions):
         app.command(fn.__name__)(fn)
+

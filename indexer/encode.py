@@ -1,27 +1,42 @@
 """Encode a whole survey into embeddings, in shards that survive being killed.
 
-    skysift encode --survey data/demo --encoder runs/demo/encoder --job artifacts/building/demo
-    torchrun --nproc_per_node=8 -m skysift.cli encode ...   # shards split across ranks
+    skysift encode --survey data/demo --encoder runs/demo/encoder --job demo
+    torchrun --nproc_per_node=8 -m skysift.cli encode --survey ... --job demo   # shards split across ranks
 
 Each shard of rows is written as `emb-00000.npy` (float16, L2-normalised) with a `.done` marker
-written after it; a re-run skips shards whose marker exists, so a crash loses at most the shard
-in flight. Shard k belongs to rank k mod world_size.
+written after it; a re-run skips shards whose marker exists, so a crash loses at most the shards
+in flight. Shard k belongs to rank k mod world_size. `plan.json` pins what a resumed run must
+match (object count and ids, shard size, encoder weights).
+
+Reading overlaps with the model: a background reader (one thread, or `workers` processes through a
+DataLoader) reads contiguous, already-cropped row ranges straight from the HDF5 shards and
+preprocesses them while the model runs on the previous batch (bench/bench_encode.py measures the
+end-to-end rate against bare inference). On CUDA the reader only crops into pinned memory; the
+copy is non-blocking, the arcsinh stretch runs on the GPU and the model under bf16 autocast.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
-from encoder.embed import embed_array
+from encoder.card import ModelCard
+from encoder.preprocess import preprocess
 from encoder.weights import load_encoder
 from survey.native import NativeSurvey
 
+from .artifacts import crash_point
 from .errors import ArtifactMismatch
 
 
@@ -33,69 +48,286 @@ def n_shards(n: int, shard_size: int) -> int:
     return (n + shard_size - 1) // shard_size
 
 
+def shards_of_rank(n: int, shard_size: int, rank: int, world: int) -> list[int]:
+    """Shard numbers this rank owns: k with k mod world == rank."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside [0, {world})")
+    return list(range(rank, n_shards(n, shard_size), world))
+
+
+# ---------------------------------------------------------------- reading
+
+
+class RowReader(torch.utils.data.Dataset):
+    """Item i = (i, pixels (n, C, S, S) float32) for the i-th (start, stop) row range.
+
+    Reads contiguous hyperslabs of the native `images` dataset (one HDF5 chunk per object, so
+    a range is one sequential pass of LZF decompression), cropped to the model's input at read
+    time; a range may span two survey files. With `stretch`, the arcsinh preprocessing is
+    applied here too (CPU runs), otherwise the caller does it on its device. h5py handles are
+    opened per process, so DataLoader workers do not share HDF5 state with the parent.
+    """
+
+    def __init__(self, paths: list[Path], ranges: list[tuple[int, int]], card: ModelCard, *,
+                 image_shape: tuple[int, ...], stretch: bool, pin: bool = False) -> None:
+        self.paths, self.ranges, self.card, self.stretch, self.pin = paths, ranges, card, stretch, pin
+        counts = []
+        for p in paths:
+            with h5py.File(p, "r") as f:
+                counts.append(f["images"].shape[0])
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        h, w = image_shape[-2:]
+        size = card.preprocess.input_size_px
+        if h < size or w < size:
+            # the same refusal preprocess() would give, before any work is done
+            preprocess(np.zeros((1, len(card.bands), h, w), np.float32), card.preprocess)
+        self.top, self.left, self.size = (h - size) // 2, (w - size) // 2, size  # as encoder.center_crop
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def _file(self, k: int) -> h5py.File:
+        if self._pid != os.getpid():
+            self._files, self._pid = {}, os.getpid()
+        if k not in self._files:
+            self._files[k] = h5py.File(self.paths[k], "r")
+        return self._files[k]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """float32 (stop - start, C, S, S) centre crops of rows [start, stop)."""
+        s, t, l0 = self.size, self.top, self.left
+        n_chan = len(self.card.bands)
+        out = np.empty((stop - start, n_chan, s, s), dtype=np.float32)
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        row, k = start, first
+        while row < stop:
+            lo, hi = row - self.offsets[k], min(stop, self.offsets[k + 1]) - self.offsets[k]
+            self._file(k)["images"].read_direct(out, np.s_[lo:hi, :, t : t + s, l0 : l0 + s],
+                                                np.s_[row - start : row - start + hi - lo])
+            row += hi - lo
+            k += 1
+        return out
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        x = torch.from_numpy(self.read(*self.ranges[i]))
+        if self.stretch:
+            x = preprocess(x, self.card.preprocess)
+        if self.pin:
+            x = x.pin_memory()
+        return i, x
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+_END = object()
+
+
+def _thread_prefetch(reader: RowReader, depth: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield reader[0], reader[1], ... while a daemon thread reads up to `depth` items ahead.
+
+    h5py and torch release the GIL in their C code, so the read and the stretch of batch i+1
+    run while the model works on batch i. An exception in the thread is re-raised here.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for i in range(len(reader)):
+                item = reader[i]
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            q.put(e)
+            return
+        q.put(_END)
+
+    thread = threading.Thread(target=work, name="skysift-encode-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _batches(reader: RowReader, workers: int, prefetch: int) -> Generator[tuple[int, torch.Tensor], None, None]:
+    if workers <= 0:
+        yield from _thread_prefetch(reader, prefetch)
+        return
+    pin, reader.pin = reader.pin, False  # a forked worker must not touch CUDA; the loader pins instead
+    loader = torch.utils.data.DataLoader(reader, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=max(1, prefetch), pin_memory=pin,
+                                         multiprocessing_context="fork" if os.name == "posix" else None)
+    yield from loader  # in order: DataLoader returns items in index order whatever the worker
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def catalog_digest(object_ids: np.ndarray) -> str:
+    """sha256 of the object ids in row order: a resumed job must see the same objects."""
+    h = hashlib.sha256()
+    block = 1 << 16
+    for start in range(0, len(object_ids), block):
+        h.update("\n".join(map(str, object_ids[start : start + block])).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
 def encode_survey(survey_dir: Path, encoder_dir: Path, job: Path, *, shard_size: int = 4096, batch_size: int = 256,
-                  device: str = "cpu", rank: int = 0, world: int = 1,
-                  on_rows: Callable[[int], None] | None = None) -> list[int]:
-    """Encode the shards of this rank that are not done yet; returns the shard numbers encoded."""
+                  device: str = "cpu", rank: int = 0, world: int = 1, workers: int = 0, prefetch: int = 2,
+                  precision: str = "auto", on_rows: Callable[[int], None] | None = None) -> list[int]:
+    """Encode the shards of this rank that are not done yet; returns the shard numbers encoded.
+
+    precision: "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16".
+    workers: reader processes (0: one background thread, enough on CPU where the model dominates).
+    """
     job.mkdir(parents=True, exist_ok=True)
     survey = NativeSurvey(survey_dir)
-    encoder, card = load_encoder(encoder_dir, device)
+    dev = torch.device(device)
+    encoder, card = load_encoder(encoder_dir, dev)
     card.check_bands(survey.bands, len(survey.bands))
     if abs(survey.pixel_scale_arcsec - card.preprocess.pixel_scale_arcsec) > 1e-3 * card.preprocess.pixel_scale_arcsec:
         raise ArtifactMismatch(f"survey pixel scale {survey.pixel_scale_arcsec}\"/px differs from the encoder's "
                                f"{card.preprocess.pixel_scale_arcsec}\"/px")
-    _write_plan(job, len(survey), shard_size, card.weights_sha256)
-    done = []
-    for k in range(rank, n_shards(len(survey), shard_size), world):
-        npy, marker = shard_paths(job, k)
-        start, stop = k * shard_size, min((k + 1) * shard_size, len(survey))
-        if marker.exists():
+    n = len(survey)
+    _write_plan(job, n, shard_size, card.weights_sha256, catalog_digest(survey.catalog["object_id"]))
+
+    todo = []
+    for k in shards_of_rank(n, shard_size, rank, world):
+        start, stop = k * shard_size, min((k + 1) * shard_size, n)
+        if shard_paths(job, k)[1].exists():
             if on_rows:
                 on_rows(stop - start)
-            continue
-        parts = []
+        else:
+            todo.append(k)
+    if not todo:
+        survey.close()
+        return []
+
+    ranges, owner = [], []  # batches never straddle an embedding shard
+    for k in todo:
+        start, stop = k * shard_size, min((k + 1) * shard_size, n)
         for b0 in range(start, stop, batch_size):
-            rows = np.arange(b0, min(b0 + batch_size, stop))
-            parts.append(embed_array(encoder, card, survey.images(rows), device=device, batch_size=batch_size))
-            if on_rows:
-                on_rows(len(rows))
-        emb = np.concatenate(parts).astype(np.float16)
-        tmp = npy.with_name(npy.name + ".partial")
-        with open(tmp, "wb") as f:
-            np.save(f, emb)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, npy)
-        marker.write_text(json.dumps({"rows": [start, stop]}))
-        done.append(k)
-    survey.close()
+            ranges.append((b0, min(b0 + batch_size, stop)))
+            owner.append(k)
+    cuda = dev.type == "cuda"
+    bf16 = precision == "bf16" or (precision == "auto" and cuda)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        encoder = encoder.to(memory_format=torch.channels_last)
+    reader = RowReader(survey.paths, ranges, card, image_shape=survey.image_shape, stretch=not cuda, pin=cuda)
+
+    done: list[int] = []
+    parts: list[np.ndarray] = []
+    batches = _batches(reader, workers, prefetch)
+    try:
+        with torch.inference_mode():
+            for i, x in batches:
+                x = x.to(dev, non_blocking=True)
+                if cuda:
+                    x = preprocess(x, card.preprocess).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    z = encoder.embed(x)  # (n, D) float32, unit norm
+                parts.append(z.to(torch.float16).cpu().numpy())
+                if on_rows:
+                    on_rows(len(z))
+                k = owner[i]
+                if i + 1 == len(ranges) or owner[i + 1] != k:
+                    _write_shard(job, k, np.concatenate(parts), k * shard_size)
+                    parts = []
+                    done.append(k)
+    finally:
+        batches.close()  # stops the reader thread / workers even when the loop raised
+        reader.close()
+        survey.close()
     return done
 
 
-def _write_plan(job: Path, n: int, shard_size: int, weights_sha256: str) -> None:
-    """The plan pins what a resumed run must match: same survey size, shards, encoder."""
-    plan = {"n_objects": n, "shard_size": shard_size, "weights_sha256": weights_sha256}
+def _write_shard(job: Path, k: int, emb: np.ndarray, start: int) -> None:
+    """emb-k.npy via a .partial file (fsync, rename), then the .done marker the same way."""
+    npy, marker = shard_paths(job, k)
+    buf = io.BytesIO()
+    np.save(buf, emb)
+    data = buf.getbuffer()
+    tmp = npy.with_name(npy.name + ".partial")
+    with open(tmp, "wb") as f:
+        half = len(data) // 2
+        f.write(data[:half])
+        f.flush()
+        crash_point("encode.mid_npy")  # a kill here leaves half an .npy under its .partial name
+        f.write(data[half:])
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, npy)
+    crash_point("encode.before_marker")  # the .npy is complete but not marked: it is redone
+    tmp = marker.with_name(marker.name + ".partial")
+    tmp.write_text(json.dumps({"rows": [start, start + len(emb)]}))
+    os.replace(tmp, marker)
+    crash_point("encode.after_shard")
+
+
+def _write_plan(job: Path, n: int, shard_size: int, weights_sha256: str, catalog_sha256: str) -> None:
+    """The plan pins what a resumed run must match: same objects, shards, encoder."""
+    plan = {"n_objects": n, "shard_size": shard_size, "weights_sha256": weights_sha256,
+            "catalog_sha256": catalog_sha256}
     path = job / "plan.json"
     if path.exists():
         old = json.loads(path.read_text())
         if old != plan:
-            raise ArtifactMismatch(f"{job} was started with {old}, now asked for {plan}: use a new job folder")
+            diff = sorted(k for k in plan.keys() | old.keys() if old.get(k) != plan.get(k))
+            raise ArtifactMismatch(f"{job} was started with other {', '.join(diff)} ({old}), now asked for {plan}: "
+                                   "use a new job folder")
         return
     tmp = path.with_name("plan.json.partial")
     tmp.write_text(json.dumps(plan))
     os.replace(tmp, path)
 
 
+def read_plan(job: Path) -> dict[str, Any]:
+    path = Path(job) / "plan.json"
+    if not path.exists():
+        raise ArtifactMismatch(f"{job}: no plan.json; run `skysift encode` for this job first")
+    return json.loads(path.read_text())
+
+
 def gather_embeddings(job: Path) -> np.ndarray:
-    """(N, D) float16 from all shards, checking every shard is present and complete."""
-    plan = json.loads((job / "plan.json").read_text())
-    k_total = n_shards(plan["n_objects"], plan["shard_size"])
+    """(N, D) float16 from all shards, checking every shard is present, complete and in place."""
+    plan = read_plan(job)
+    n, size = plan["n_objects"], plan["shard_size"]
+    k_total = n_shards(n, size)
     missing = [k for k in range(k_total) if not shard_paths(job, k)[1].exists()]
     if missing:
         raise ArtifactMismatch(f"{job}: {len(missing)} of {k_total} shards not encoded yet (e.g. {missing[:5]})")
-    emb = np.concatenate([np.load(shard_paths(job, k)[0]) for k in range(k_total)])
-    if len(emb) != plan["n_objects"]:
-        raise ArtifactMismatch(f"{job}: {len(emb)} embeddings for {plan['n_objects']} objects")
+    parts = []
+    for k in range(k_total):
+        npy = shard_paths(job, k)[0]
+        part = np.load(npy)
+        want = min((k + 1) * size, n) - k * size
+        if part.ndim != 2 or len(part) != want:
+            raise ArtifactMismatch(f"{npy}: {part.shape} rows but shard {k} covers {want} objects")
+        parts.append(part)
+    emb = np.concatenate(parts)
+    if len(emb) != n:
+        raise ArtifactMismatch(f"{job}: {len(emb)} embeddings for {n} objects")
     return emb
 
 

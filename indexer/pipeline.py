@@ -15,12 +15,16 @@ def job_dir(s: IndexSettings) -> Path:
     return Path(s.artifacts) / "building" / s.job
 
 
+def resolve_device(device: str) -> str:
+    return default_device() if device == "auto" else device
+
+
 def index_survey(s: IndexSettings, on_rows: Callable[[int], None] | None = None,
                  log: Callable[[str], None] = lambda _: None) -> str:
     """Encode (resuming finished shards), build, publish; returns the new current version."""
-    device = default_device() if s.device == "auto" else s.device
     job = job_dir(s)
-    encode_survey(s.survey, s.encoder, job, shard_size=s.shard_size, batch_size=s.batch_size, device=device,
+    encode_survey(s.survey, s.encoder, job, shard_size=s.shard_size, batch_size=s.batch_size,
+                  device=resolve_device(s.device), workers=s.workers, prefetch=s.prefetch, precision=s.precision,
                   on_rows=on_rows)
     stage = build_version(s, job, log)
     version = publish(Path(s.artifacts), stage)

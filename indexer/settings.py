@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .projection import default_method
 
 
 class IndexSettings(BaseSettings):
@@ -14,15 +18,31 @@ class IndexSettings(BaseSettings):
     encoder: Path = Path("runs/train/encoder")
     artifacts: Path = Path("artifacts")
     job: str = "default"  # building/<job>/; re-running the same job resumes it
-    shard_size: int = 4096  # objects per embedding shard (the unit of resumption)
-    batch_size: int = 256
+    shard_size: int = Field(default=4096, ge=1)  # objects per embedding shard (the unit of resumption)
+    batch_size: int = Field(default=256, ge=1)
     device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    workers: int = Field(default=0, ge=0)  # reader processes; 0 = one background reader thread
+    prefetch: int = Field(default=2, ge=1)  # batches read ahead (per worker)
     index_factory: str | None = None  # None: chosen by size (indexer.index_types.choose_index)
     memory_budget_bytes: int | None = None
     recall_sample: int = 1000
-    anomaly_k: int = 10
+    anomaly_k: int = Field(default=10, ge=1)
+    anomaly_method: Literal["mean", "kth", "lof"] = "lof"  # best AUROC on simulated truth: docs/indexing.md
     lens_labels: Path | None = None  # CSV with an object_id column: known lenses
     healpix_nside: int = 256  # 13.7 arcmin pixels for cone search
     redshift_column: str = "z"
     magnitude_column: str = "mag_r"
+    # 2-D map for the explorer (map.npy): UMAP when umap-learn is installed, else PCA. Surveys
+    # smaller than map_umap_min_objects get PCA: a few hundred points do not repay UMAP's ~1 min
+    # of numba compilation. Beyond map_fit_max the map is fitted on a seeded sample.
+    map_method: Literal["umap", "pca"] = Field(default_factory=default_method)
+    map_umap_min_objects: int = Field(default=1000, ge=0)
+    map_fit_max: int = Field(default=200_000, ge=2)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> IndexSettings:
+        if self.recall_sample < 1:
+            raise ValueError("recall_sample must be >= 1")
+        return self

@@ -1,12 +1,22 @@
 """The read side: `IndexedSurvey` answers queries from one published version.
 
-It holds the catalog, the float16 embeddings (memory-mapped), the FAISS index, the scores and a
-handle on the survey's pixels, and never changes after it is opened: the service swaps whole
-`IndexedSurvey` objects when a new version is published.
+It holds the catalog, the float16 embeddings (memory-mapped), the FAISS index, the scores, the
+2-D map and a handle on the survey's pixels, and never changes after it is opened: the service
+swaps whole `IndexedSurvey` objects when a new version is published.
+
+Filtered search (`search_vector` with `Filters`) returns the k nearest objects that pass the
+filters, or all of them when fewer than k pass:
+  * when at most EXACT_SUBSET_MAX objects pass, it scans exactly that subset (cosine on the
+    re-normalised float16 vectors, the same vectors the index was built from);
+  * otherwise it over-fetches from the index, ~(k + excluded) / (fraction passing) x OVERFETCH_MARGIN
+    hits, growing 4x until k pass; if that reaches OVERFETCH_MAX hits or the index has nothing
+    more to give (an IVF index returns only what its probed lists hold), it falls back to an
+    exact blocked scan of the passing subset, so a selective filter never returns too few.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,11 @@ from .artifacts import current_dir, read_manifest, validate
 from .errors import ArtifactMismatch
 
 EXACT_SUBSET_MAX = 200_000  # filtered subsets up to this size are searched exactly
+OVERFETCH_MARGIN = 2.0  # fetch this many times the expected number of hits needed
+OVERFETCH_MAX = 65_536  # beyond this many index hits per query, scan the filtered subset exactly
+SCAN_BLOCK = 1 << 18  # rows per block of an exact scan (bounded memory on huge subsets)
+CONE_MAX_PIXELS = 1000  # coarsen the HEALPix level until a cone covers about this many pixels
+CONE_ALL_ROWS_DEG = 60.0  # wider cones skip the pre-selection
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,8 @@ class IndexedSurvey:
         self.embeddings = np.load(self.dir / "embeddings.npy", mmap_mode="r")
         if len(self.catalog) != m["n_objects"] or self.embeddings.shape != (m["n_objects"], m["embedding_dim"]):
             raise ArtifactMismatch(f"{self.dir}: catalog/embeddings sizes disagree with the manifest")
-        self.spec = index_types.IndexSpec.from_json({k: m["index"][k] for k in ("factory", "metric", "search_params", "train_size")})
+        spec_keys = ("factory", "metric", "search_params", "train_size")
+        self.spec = index_types.IndexSpec.from_json({k: m["index"][k] for k in spec_keys})
         self.index = index_types.load_index(self.dir / "index.faiss", self.spec)
         scores = pq.read_table(self.dir / "scores.parquet")
         self.anomaly = scores.column("anomaly_score").to_numpy()
@@ -74,6 +90,11 @@ class IndexedSurvey:
         self._survey: NativeSurvey | None = None
         self.bands = tuple(m["survey"]["bands"])
         self.pixel_scale_arcsec = float(m["survey"]["pixel_scale_arcsec"])
+        self._map: np.ndarray | None = None
+        if "map" in m:
+            self._map = np.load(self.dir / m["map"]["file"], mmap_mode="r")
+            if self._map.shape != (m["n_objects"], 2):
+                raise ArtifactMismatch(f"{self.dir}: map of shape {self._map.shape} for {m['n_objects']} objects")
 
     @classmethod
     def open_current(cls, root: Path, survey_root: Path | None = None) -> IndexedSurvey:
@@ -81,6 +102,15 @@ class IndexedSurvey:
 
     def __len__(self) -> int:
         return len(self.catalog)
+
+    @property
+    def map_xy(self) -> np.ndarray | None:
+        """(N, 2) float32 explorer map coordinates (row order), or None for versions without one."""
+        return self._map
+
+    @property
+    def map_method(self) -> str | None:
+        return self.manifest["map"]["method"] if "map" in self.manifest else None
 
     @property
     def encoder_dir(self) -> Path:
@@ -117,7 +147,8 @@ class IndexedSurvey:
         if self._survey is None:
             self._survey = NativeSurvey(self._survey_root)
             if len(self._survey) != len(self):
-                raise ArtifactMismatch(f"survey at {self._survey_root} has {len(self._survey)} objects, version has {len(self)}")
+                raise ArtifactMismatch(f"survey at {self._survey_root} has {len(self._survey)} objects, "
+                                       f"version has {len(self)}")
         return self._survey
 
     def images(self, rows: np.ndarray | list[int]) -> np.ndarray:
@@ -149,15 +180,31 @@ class IndexedSurvey:
 
     def cone_rows(self, ra_deg: float, dec_deg: float, radius_deg: float) -> tuple[np.ndarray, np.ndarray]:
         """(rows, separations in deg) of objects within radius, nearest first (HEALPix pre-selection)."""
-        pix = self.healpix.cone_search_lonlat(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg)
-        cand = np.nonzero(np.isin(self.catalog["healpix"], pix))[0]
+        cand = self._cone_candidates(ra_deg, dec_deg, radius_deg)
         if not len(cand):
             return cand, np.empty(0)
         centre = SkyCoord(ra_deg * u.deg, dec_deg * u.deg)
         sep = centre.separation(SkyCoord(self.catalog["ra"][cand] * u.deg, self.catalog["dec"][cand] * u.deg)).deg
         keep = sep <= radius_deg
-        order = np.argsort(sep[keep])
+        order = np.argsort(sep[keep], kind="stable")
         return cand[keep][order], sep[keep][order]
+
+    def _cone_candidates(self, ra_deg: float, dec_deg: float, radius_deg: float) -> np.ndarray:
+        """Rows in HEALPix pixels that overlap the cone (a superset of the answer).
+
+        astropy_healpix's cone search slows down sharply with the number of pixels it returns
+        (~0.03 s for 1.6k pixels, minutes for a hemisphere at nside 256), so wide cones are
+        searched at a coarser level of the nested scheme: the parent of pixel p, j levels up, is
+        p >> 2j. Cones of radius >= CONE_ALL_ROWS_DEG just take every row.
+        """
+        if radius_deg >= CONE_ALL_ROWS_DEG:
+            return np.arange(len(self))
+        nside, shift = self.healpix.nside, 0
+        while nside > 1 and math.pi * radius_deg**2 > CONE_MAX_PIXELS * (41252.96 / (12 * nside**2)):
+            nside, shift = nside // 2, shift + 2
+        hp = self.healpix if shift == 0 else HEALPix(nside=nside, order="nested")
+        pix = hp.cone_search_lonlat(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg)
+        return np.nonzero(np.isin(np.asarray(self.catalog["healpix"]) >> shift, pix))[0]
 
     def cone_mask(self, ra_deg: float, dec_deg: float, radius_deg: float) -> np.ndarray:
         mask = np.zeros(len(self), dtype=bool)
@@ -177,27 +224,47 @@ class IndexedSurvey:
 
     def search_vector(self, vector: np.ndarray, k: int, filters: Filters | None = None,
                       exclude: set[int] | None = None) -> list[Neighbour]:
-        """k nearest rows to a unit vector, satisfying filters. Returns fewer than k only when
-        fewer than k objects pass the filters."""
-        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        """k nearest rows to a unit vector, satisfying filters, nearest first. Returns fewer than k
+        only when fewer than k objects pass the filters (minus `exclude`)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
         mask = self.filter_mask(filters or Filters())
         exclude = exclude or set()
-        if mask is not None and mask.sum() <= EXACT_SUBSET_MAX:
-            rows = np.nonzero(mask)[0]
-            if exclude:
-                rows = rows[~np.isin(rows, list(exclude))]
-            sims = np.asarray(self.embeddings[rows], dtype=np.float32) @ q[0]
-            top = np.argsort(-sims, kind="stable")[:k]
-            return [self._neighbour(int(rows[i]), 1.0 - float(sims[i])) for i in top]
-        fetch = k + len(exclude)
+        n_pass = len(self) if mask is None else int(mask.sum())
+        if mask is not None and n_pass <= EXACT_SUBSET_MAX:
+            return self._scan(q, np.nonzero(mask)[0], k, exclude)
+        fetch = min(len(self), math.ceil((k + len(exclude)) * len(self) / max(n_pass, 1) * OVERFETCH_MARGIN))
+        if mask is None:
+            fetch = min(len(self), k + len(exclude))
+        elif fetch > OVERFETCH_MAX:  # so selective that the index would have to return too much
+            return self._scan(q, np.nonzero(mask)[0], k, exclude)
         while True:
-            fetch = min(fetch, len(self))
-            dist, ids = index_types.search(self.index, q, fetch)
+            dist, ids = index_types.search(self.index, q.reshape(1, -1), fetch)
             out = [self._neighbour(int(i), float(d)) for d, i in zip(dist[0], ids[0], strict=True)
                    if i >= 0 and int(i) not in exclude and (mask is None or mask[i])]
-            if len(out) >= k or fetch >= len(self):
+            exhausted = fetch >= len(self) or bool((ids[0] < 0).any())
+            if len(out) >= k or (exhausted and mask is None):  # unfiltered: the index's answer
                 return out[:k]
-            fetch *= 4
+            if mask is not None and (exhausted or fetch >= OVERFETCH_MAX):
+                return self._scan(q, np.nonzero(mask)[0], k, exclude)
+            fetch = min(len(self), fetch * 4)
+
+    def _scan(self, q: np.ndarray, rows: np.ndarray, k: int, exclude: set[int]) -> list[Neighbour]:
+        """Exact top-k over `rows` in blocks: cosine on re-normalised vectors, ties by row."""
+        if exclude:
+            rows = rows[~np.isin(rows, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))]
+        best_rows, best_sims = np.empty(0, np.int64), np.empty(0, np.float32)
+        for start in range(0, len(rows), SCAN_BLOCK):
+            block = rows[start : start + SCAN_BLOCK]
+            v = np.asarray(self.embeddings[block], dtype=np.float32)
+            sims = (v @ q) / np.linalg.norm(v, axis=1).clip(1e-12)
+            if len(block) > k:
+                top = np.argpartition(-sims, k - 1)[:k]
+                block, sims = block[top], sims[top]
+            best_rows, best_sims = np.concatenate([best_rows, block]), np.concatenate([best_sims, sims])
+        order = np.lexsort((best_rows, -best_sims))[:k]
+        return [self._neighbour(int(best_rows[i]), 1.0 - float(best_sims[i])) for i in order]
 
     def similar(self, object_id: str, k: int, filters: Filters | None = None) -> list[Neighbour]:
         """The object itself (distance ~0) when it passes the filters, then its nearest neighbours."""

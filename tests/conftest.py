@@ -43,5 +43,5 @@ def tiny_artifacts(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pyte
 
     root = tmp_path_factory.mktemp("artifacts")
     index_survey(IndexSettings(survey=tiny_survey, encoder=tiny_encoder, artifacts=root, job="tiny", device="cpu",
-                               shard_size=64, recall_sample=100))
+                               shard_size=64, recall_sample=100, map_method="pca"))
     return root
