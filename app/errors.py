@@ -72,3 +72,16 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route; see /docs for the API"
         return error_response(exc.status_code, code, detail)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.detail)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="skysift admin"'  # RFC 6750 §3
+        return response
+
+
+class Unauthorized(ApiError):
+    """A protected route was called without valid credentials: 401 with a Bearer challenge."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, "unauthorized", detail)

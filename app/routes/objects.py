@@ -1,25 +1,66 @@
-"""Objects: a catalog record, and its most similar objects."""
+"""Objects: a catalog record, and its most similar objects.
+
+`/similar` is the hot path (bench/bench_service_load.py): it is an `async` handler with async
+dependencies, so an unfiltered query costs no thread-pool hop (FastAPI runs every sync handler and
+sync dependency in a worker thread: three hand-offs per request), and its JSON is built from plain
+dicts and encoded once by pydantic-core instead of building and re-validating pydantic models.
+Work that can take long (a filtered exact scan, an exact Flat index over many vectors, a CSV or
+VOTable conversion) still goes to the thread pool, off the event loop.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+import pydantic_core
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from indexer.store import Filters, IndexedSurvey, Neighbour
 
-from ..deps import IndexDep, SettingsDep
+from ..deps import IndexDep, get_index, get_settings
 from ..errors import ApiError
-from ..schemas import ERRORS, NeighbourRecord, ObjectRecord, SimilarResponse
+from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
+from ..schemas import ERRORS, NeighbourRecord, ObjectRecord, SimilarResponse, clean
+from ..settings import ServiceSettings
 
 router = APIRouter(prefix="/api/v1", tags=["objects"])
 
 ObjectId = Annotated[str, Path(description="the survey's object ID", examples=["sim-0000042"], min_length=1)]
+INLINE_FLAT_MAX = 50_000  # an exact (Flat) search over more vectors than this runs in the thread pool
+
+
+async def _index_on_loop(request: Request) -> IndexedSurvey:
+    # deps.get_index as an async dependency: after start-up it is an attribute read, not worth a thread
+    return get_index(request)
+
+
+async def _settings_on_loop(request: Request) -> ServiceSettings:
+    return get_settings(request)
+
+
+LoopIndexDep = Annotated[IndexedSurvey, Depends(_index_on_loop)]
+LoopSettingsDep = Annotated[ServiceSettings, Depends(_settings_on_loop)]
+
+
+_FIRST = ("object_id", "ra", "dec", "row", "anomaly_score", "lens_score")  # ObjectRecord's declared fields
+
+
+def record_dict(store: IndexedSurvey, row: int) -> dict[str, Any]:
+    """One object's wire record as a plain dict, keys in the order ObjectRecord.model_dump() gives."""
+    rec = store.record(row)
+    out = {k: clean(rec[k]) for k in _FIRST}
+    out.update((k, clean(v)) for k, v in rec.items() if k not in out and k != "healpix")
+    return out
+
+
+def neighbour_dicts(store: IndexedSurvey, hits: list[Neighbour]) -> list[dict[str, Any]]:
+    return [{**record_dict(store, h.row), "rank": i, "distance": h.distance} for i, h in enumerate(hits)]
 
 
 def neighbour_records(store: IndexedSurvey, hits: list[Neighbour]) -> list[NeighbourRecord]:
-    return [NeighbourRecord(**ObjectRecord.from_record(store.record(h.row)).model_dump(), rank=i, distance=h.distance)
-            for i, h in enumerate(hits)]
+    return [NeighbourRecord(**d) for d in neighbour_dicts(store, hits)]
 
 
 def check_k(k: int, max_k: int) -> None:
@@ -27,9 +68,10 @@ def check_k(k: int, max_k: int) -> None:
         raise ApiError(422, "invalid_parameter", f"k={k} is above the limit of {max_k}")
 
 
-@router.get("/objects/{object_id:path}/similar", response_model=SimilarResponse, responses=ERRORS)
-def similar(
-    object_id: ObjectId, store: IndexDep, settings: SettingsDep,
+@router.get("/objects/{object_id:path}/similar", response_model=SimilarResponse,
+            responses={**ERRORS, **list_responses("the query object, then its nearest neighbours")})
+async def similar(
+    object_id: ObjectId, store: LoopIndexDep, settings: LoopSettingsDep,
     k: Annotated[int, Query(ge=1, description="number of results (the object itself first)")] = 12,
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
@@ -37,7 +79,8 @@ def similar(
     ra: Annotated[float | None, Query(ge=0, lt=360, description="sky-region centre, deg")] = None,
     dec: Annotated[float | None, Query(ge=-90, le=90)] = None,
     radius: Annotated[float | None, Query(gt=0, le=180, description="sky-region radius, deg")] = None,
-) -> SimilarResponse:
+    fmt: FormatQuery = "json",
+) -> Any:
     """The k objects most similar to `object_id`, optionally within a redshift window, brighter
     than a magnitude, or inside a sky region. The query object comes first (distance 0) when it
     passes the filters."""
@@ -46,10 +89,26 @@ def similar(
         raise ApiError(422, "invalid_parameter", "a sky-region filter needs ra, dec and radius together")
     if z_min is not None and z_max is not None and z_min > z_max:
         raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
+    filters = Filters(z_min, z_max, mag_max, ra, dec, radius)
+    slow = filters.active or fmt != "json" or (store.spec.factory == "Flat" and len(store) > INLINE_FLAT_MAX)
+    if slow:
+        return await run_in_threadpool(similar_response, store, object_id, k, filters, fmt)
+    return similar_response(store, object_id, k, filters, fmt)
+
+
+def similar_response(store: IndexedSurvey, object_id: str, k: int, filters: Filters, fmt: Format) -> Response:
     row = store.row_of(object_id)
-    hits = store.similar(object_id, k, Filters(z_min, z_max, mag_max, ra, dec, radius))
-    return SimilarResponse(version=store.version, k=k, query=ObjectRecord.from_record(store.record(row)),
-                           neighbours=neighbour_records(store, hits))
+    neighbours = neighbour_dicts(store, store.similar(object_id, k, filters))
+    if fmt != "json":  # csv/votable: one row per neighbour; the query object is row 0 when it passes
+        cols = columns_of(neighbours, default=record_columns(store.catalog.names, "rank", "distance"))
+        return table_response(fmt, neighbours, cols, name=f"similar-{row}", total=len(neighbours),
+                              version=store.version, kinds=column_kinds(store.catalog.columns),
+                              description=f"objects most similar to {object_id}, version {store.version}",
+                              infos={"query_object_id": object_id, "k": k})
+    first = neighbours[0] if neighbours and neighbours[0]["row"] == row else None  # the query itself, usually
+    query = {c: v for c, v in first.items() if c not in ("rank", "distance")} if first else record_dict(store, row)
+    body = {"version": store.version, "k": k, "query": query, "neighbours": neighbours}
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
 @router.get("/objects/{object_id:path}", response_model=ObjectRecord, responses=ERRORS)

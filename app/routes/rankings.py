@@ -1,7 +1,92 @@
-"""Rankings routes (placeholder router; filled in by its own change)."""
+"""Rankings: the most anomalous objects and the best strong-lens candidates, paginated."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+import weakref
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from indexer.store import IndexedSurvey
+
+from ..deps import IndexDep
+from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
+from ..schemas import ERRORS, clean
+from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, RankedRecord, RankingResponse
 
 router = APIRouter(prefix="/api/v1", tags=["rankings"])
+
+Kind = Literal["anomaly", "lens"]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
+
+# One sorted order per (version, ranking), computed on first use: sorting 10^6 scores costs ~0.1 s,
+# too much per page. Keyed weakly so a swapped-out version's orders go with it.
+_orders: weakref.WeakKeyDictionary[IndexedSurvey, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_orders_lock = threading.Lock()
+
+
+def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
+    return store.anomaly if kind == "anomaly" else store.lens
+
+
+def ranked_rows(store: IndexedSurvey, kind: Kind) -> np.ndarray:
+    """Rows with a finite score, highest score first (ties: lower row first)."""
+    with _orders_lock:
+        cached = _orders.setdefault(store, {})
+        if kind not in cached:
+            scores = np.asarray(scores_of(store, kind), dtype=np.float64)
+            finite = np.nonzero(np.isfinite(scores))[0]
+            cached[kind] = finite[np.argsort(-scores[finite], kind="stable")]
+        return cached[kind]
+
+
+def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int) -> RankingResponse:
+    order = ranked_rows(store, kind)
+    scores = scores_of(store, kind)
+    page = order[offset : offset + limit]
+    items = [RankedRecord(**{k: clean(v) for k, v in store.record(int(row)).items() if k != "healpix"},
+                          score=float(scores[row]), rank=offset + i + 1) for i, row in enumerate(page)]
+    described = store.manifest.get("scores", {}).get(kind)
+    note = None
+    if not len(order):
+        note = (f"version {store.version} has no {kind} scores"
+                + (f" ({described})" if described else "")
+                + ("; publish a version built with known lenses (lens_labels) to rank lens candidates"
+                   if kind == "lens" else ""))
+    elif not items:
+        note = f"offset {offset} is past the end of the ranking ({len(order)} objects)"
+    return RankingResponse(version=store.version, ranking=kind, description=described, total=int(len(order)),
+                           limit=limit, offset=offset, note=note, items=items)
+
+
+def respond(store: IndexedSurvey, body: RankingResponse, fmt: Format, name: str) -> RankingResponse | Response:
+    if fmt == "json":
+        return body
+    rows: list[dict[str, Any]] = [i.model_dump() for i in body.items]
+    cols = columns_of(rows, default=record_columns(store.catalog.names, "score", "rank"))
+    return table_response(fmt, rows, cols, name=name, total=body.total, version=body.version,
+                          kinds=column_kinds(store.catalog.columns),
+                          description=f"skysift {body.ranking} ranking, version {body.version}",
+                          infos={"ranking": body.ranking, "limit": body.limit, "offset": body.offset,
+                                 **({"note": body.note} if body.note else {})})
+
+
+@router.get("/rankings/anomalies", response_model=RankingResponse,
+            responses={**ERRORS, **list_responses("the most anomalous objects, highest score first")})
+def anomalies(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+    """The most anomalous objects (mean cosine distance to their nearest neighbours in embedding
+    space: objects in sparse regions of the representation), highest score first."""
+    return respond(store, ranking(store, "anomaly", limit, offset), fmt, "anomalies")
+
+
+@router.get("/rankings/lenses", response_model=RankingResponse,
+            responses={**ERRORS, **list_responses("the best strong-lens candidates, highest score first")})
+def lenses(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+    """The best strong-lens candidates (classifier on frozen embeddings trained from known lenses),
+    highest score first. Objects without a lens score are left out; a version built without known
+    lenses has none, and answers an empty list with a note saying so."""
+    return respond(store, ranking(store, "lens", limit, offset), fmt, "lenses")

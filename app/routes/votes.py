@@ -1,7 +1,76 @@
-"""Votes routes (placeholder router; filled in by its own change)."""
+"""Votes: astronomers label candidates (lens / not_lens / interesting / boring); votes sharpen
+the rankings in a later re-ranking step.
+
+The votes file is `settings.votes_db`, or `<artifacts>/votes.sqlite`: it outlives index versions.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from ..deps import IndexDep
+from ..formats import FormatQuery, columns_of, list_responses, table_response
+from ..schemas import ERRORS, ErrorBody
+from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, VoteIn, VoteLabel, VoteList, VoteOut
+from ..settings import ServiceSettings
+from ..votes_store import VotesStore
 
 router = APIRouter(prefix="/api/v1", tags=["votes"])
+
+_open_lock = threading.Lock()
+
+
+def votes_path(settings: ServiceSettings) -> Path:
+    return Path(settings.votes_db) if settings.votes_db else Path(settings.artifacts) / "votes.sqlite"
+
+
+def get_votes(request: Request) -> VotesStore:
+    """The app's votes store, opened (and its schema created) on first use."""
+    state = request.app.state
+    store = getattr(state, "votes", None)
+    if store is None:
+        with _open_lock:
+            store = getattr(state, "votes", None)
+            if store is None:
+                store = state.votes = VotesStore(votes_path(state.settings))
+    return store
+
+
+VotesDep = Annotated[VotesStore, Depends(get_votes)]
+
+
+@router.post("/votes", status_code=201, response_model=VoteOut, responses={
+    **ERRORS, 400: {"model": ErrorBody, "description": "the body is not decodable (e.g. invalid UTF-8)"}})
+def cast_vote(vote: VoteIn, store: IndexDep, votes: VotesDep) -> VoteOut:
+    """Record a vote on an object: `lens`, `not_lens`, `interesting` or `boring`. The answer comes once the vote is on
+    disk (SQLite WAL, fsynced), with the time and the index version being served."""
+    store.row_of(vote.object_id)  # unknown object -> 404
+    saved = votes.add(vote.object_id, vote.label, vote.voter, vote.note, store.version, store.weights_sha256)
+    return VoteOut(**saved.as_dict())
+
+
+@router.get("/votes", response_model=VoteList,
+            responses={**ERRORS, **list_responses("votes matching the filters, oldest first")})
+def list_votes(
+    votes: VotesDep,
+    object_id: Annotated[str | None, Query(min_length=1, max_length=256, description="only this object")] = None,
+    label: Annotated[VoteLabel | None, Query(description="only this label")] = None,
+    voter: Annotated[str | None, Query(min_length=1, max_length=100, description="only this voter")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    fmt: FormatQuery = "json",
+) -> Any:
+    """Votes, oldest first (pages stay stable while new votes arrive), filtered by object, label
+    and voter."""
+    total, page = votes.list(object_id=object_id, label=label, voter=voter, limit=limit, offset=offset)
+    body = VoteList(total=total, limit=limit, offset=offset, items=[VoteOut(**v.as_dict()) for v in page])
+    if fmt == "json":
+        return body
+    rows = [v.as_dict() for v in page]
+    return table_response(fmt, rows, columns_of(rows, default=list(VoteOut.model_fields)), name="votes",
+                          total=total, kinds={"id": "int"}, description="skysift votes",
+                          infos={"limit": limit, "offset": offset})
