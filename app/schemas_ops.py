@@ -1,0 +1,86 @@
+"""Wire models of the rankings, votes and admin routes (kept apart from the store's dataclasses)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .schemas import ObjectRecord
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000_000
+VOTE_LABELS = ("lens", "not_lens", "interesting", "boring")
+VoteLabel = Literal["lens", "not_lens", "interesting", "boring"]
+
+
+# ---------------------------------------------------------------- rankings
+
+
+class RankedRecord(ObjectRecord):
+    score: float = Field(description="the ranking's score (anomaly_score or lens_score); higher ranks first")
+    rank: int = Field(ge=1, description="position in the whole ranking, 1 = highest score")
+
+
+class RankingResponse(BaseModel):
+    version: str
+    ranking: Literal["anomaly", "lens"]
+    description: str | None = Field(None, description="how the score was computed (from the manifest)")
+    total: int = Field(description="objects in the whole ranking (objects without a score are left out)")
+    limit: int
+    offset: int
+    note: str | None = Field(None, description="why the ranking is empty, when it is")
+    items: list[RankedRecord]
+
+
+# ---------------------------------------------------------------- votes
+
+
+def _utf8(value: str | None) -> str | None:
+    # JSON allows lone surrogates ("\ud800") that no UTF-8 store can hold: refuse them here (422)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+class VoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"object_id": "sim-0000042", "label": "lens", "voter": "ana", "note": "clear arc to the NE"}]})
+
+    object_id: str = Field(min_length=1, max_length=256)
+    label: VoteLabel
+    voter: str = Field("anonymous", min_length=1, max_length=100, description="who voted (free text)")
+    note: str | None = Field(None, max_length=2000)
+
+    _check_text = field_validator("object_id", "voter", "note")(_utf8)
+
+
+class VoteOut(BaseModel):
+    id: int = Field(description="increasing with time of recording")
+    object_id: str
+    label: VoteLabel
+    voter: str
+    note: str | None
+    created: str = Field(description="UTC time the vote was recorded, ISO 8601",
+                         examples=["2026-11-23T02:05:07.123+00:00"])
+    version: str = Field(description="the index version being served when the vote was cast")
+    weights_sha256: str = Field(description="sha256 of the encoder weights of that version")
+
+
+class VoteList(BaseModel):
+    total: int = Field(description="votes matching the filters")
+    limit: int
+    offset: int
+    items: list[VoteOut]
+
+
+# ---------------------------------------------------------------- admin
+
+
+class ReloadResponse(BaseModel):
+    version: str = Field(description="the version being served after the reload")
+    changed: bool = Field(description="true when a newly published version was swapped in")
+    previous: str | None = Field(None, description="the version served before the reload")

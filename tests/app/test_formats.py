@@ -1,0 +1,115 @@
+"""?format=json|csv|votable: the converters, and the same rows in every format of a list endpoint."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io.votable import parse, parse_single_table
+from fastapi.testclient import TestClient
+
+from app.formats import csv_bytes, votable_bytes
+from app.main import create_app
+from app.settings import ServiceSettings
+
+ROWS = [
+    {"object_id": "a-1", "ra": 10.5, "dec": -3.25, "n": 3, "flag": True, "kind": "spiral, barred", "score": None},
+    {"object_id": "b-2", "ra": 359.9, "dec": 89.0, "n": None, "flag": False, "kind": "élliptical", "score": 0.5},
+    {"object_id": "c-3", "ra": 0.0, "dec": 0.0, "n": 7, "flag": True, "kind": None, "score": float("nan")},
+]
+COLS = ["object_id", "ra", "dec", "n", "flag", "kind", "score"]
+
+
+def test_csv_has_a_header_and_empty_fields_for_missing_values() -> None:
+    text = csv_bytes(ROWS, COLS).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == COLS and len(rows) == 3
+    assert rows[0]["kind"] == "spiral, barred", "a comma inside a value must be quoted, not split"
+    assert rows[0]["score"] == "" and rows[2]["score"] == "", "None and NaN are empty fields"
+    assert rows[1]["n"] == "" and rows[1]["kind"] == "élliptical"
+    assert float(rows[1]["ra"]) == 359.9 and int(rows[2]["n"]) == 7
+
+
+def test_votable_round_trips_types_and_missing_values() -> None:
+    body = votable_bytes(ROWS, COLS, infos={"total": 3})
+    vot = parse(io.BytesIO(body), verify="exception")  # no VOTable spec warnings either
+    fields = {f.name: f for f in vot.get_first_table().fields}
+    assert fields["object_id"].datatype == "char" and fields["object_id"].ucd == "meta.id;meta.main"
+    assert fields["ra"].ucd == "pos.eq.ra;meta.main" and fields["ra"].unit == "deg"
+    assert fields["dec"].ucd == "pos.eq.dec;meta.main"
+    assert fields["n"].datatype == "long" and fields["flag"].datatype in ("boolean", "bit")
+    assert fields["kind"].datatype == "unicodeChar", "non-ASCII text needs unicodeChar"
+    assert [i.value for i in vot.resources[0].infos if i.name == "total"] == ["3"]
+    t = vot.get_first_table().to_table()
+    assert list(t["object_id"]) == ["a-1", "b-2", "c-3"]
+    assert t["n"].mask.tolist() == [False, True, False] and t["n"][2] == 7
+    assert t["score"].mask.tolist() == [True, False, True] and t["score"][1] == 0.5
+    assert t["kind"][1] == "élliptical"
+
+
+def test_votable_of_no_rows_still_declares_typed_columns() -> None:
+    body = votable_bytes([], ["object_id", "ra", "rank"], kinds={"ra": "float", "rank": "int"})
+    table = parse_single_table(io.BytesIO(body))
+    assert [f.datatype for f in table.fields] == ["char", "double", "long"]
+    assert len(table.array) == 0
+
+
+@pytest.fixture(scope="module")
+def client(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    votes = tmp_path_factory.mktemp("formats") / "votes.sqlite"
+    with TestClient(create_app(ServiceSettings(artifacts=tiny_artifacts, votes_db=votes, watch_interval_s=0))) as c:
+        yield c
+
+
+LISTS = [("/api/v1/objects/sim-0000042/similar", {"k": 9}, "neighbours"),
+         ("/api/v1/rankings/anomalies", {"limit": 25, "offset": 5}, "items"),
+         ("/api/v1/votes", {}, "items")]
+
+
+@pytest.mark.parametrize(("path", "params", "key"), LISTS, ids=[p for p, _, _ in LISTS])
+def test_every_list_answers_the_same_rows_in_csv_and_votable(client: TestClient, path: str, params: dict,
+                                                             key: str) -> None:
+    if "votes" in path:
+        for oid, label in (("sim-0000001", "lens"), ("sim-0000002", "boring")):
+            assert client.post("/api/v1/votes", json={"object_id": oid, "label": label}).status_code == 201
+    js = client.get(path, params=params)
+    assert js.status_code == 200 and js.headers["content-type"] == "application/json"
+    rows = js.json()[key]
+    assert rows
+
+    c = client.get(path, params={**params, "format": "csv"})
+    assert c.status_code == 200 and c.headers["content-type"].startswith("text/csv")
+    csv_rows = list(csv.DictReader(io.StringIO(c.text)))
+    assert [r["object_id"] for r in csv_rows] == [r["object_id"] for r in rows]
+    assert set(rows[0]) <= set(csv_rows[0]), "csv has every json column"
+
+    v = client.get(path, params={**params, "format": "votable"})
+    assert v.status_code == 200 and v.headers["content-type"] == "application/x-votable+xml"
+    table = parse_single_table(io.BytesIO(v.content)).to_table()
+    assert list(table["object_id"]) == [r["object_id"] for r in rows]
+    for name in ("ra", "dec", "distance", "score", "rank"):
+        if name in rows[0]:
+            got = np.asarray(table[name], dtype=float)
+            assert all(math.isclose(a, r[name], rel_tol=1e-12, abs_tol=1e-12) for a, r in zip(got, rows, strict=True))
+
+
+@pytest.mark.parametrize("bad", ["xml", "JSON", "", "fits"])
+def test_unknown_format_is_a_422_naming_format(client: TestClient, bad: str) -> None:
+    for path, params, _ in LISTS:
+        r = client.get(path, params={**params, "format": bad})
+        assert r.status_code == 422, (path, bad)
+        assert r.json()["error"] == "invalid_parameter" and "format" in r.json()["detail"]
+
+
+def test_openapi_documents_the_three_media_types(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/objects/{object_id}/similar", "/api/v1/rankings/anomalies", "/api/v1/rankings/lenses",
+                 "/api/v1/votes"):
+        content = paths[path]["get"]["responses"]["200"]["content"]
+        assert {"application/json", "text/csv", "application/x-votable+xml"} <= set(content), path
+        fmt = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "format")
+        assert fmt["schema"]["enum"] == ["json", "csv", "votable"]

@@ -1,0 +1,99 @@
+"""GET /rankings/anomalies and /rankings/lenses: sorted, paginated, NaN scores left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.routes.rankings import ranking
+from app.settings import ServiceSettings
+from indexer.store import IndexedSurvey
+
+
+@pytest.fixture(scope="module")
+def client(tiny_artifacts: Path) -> TestClient:
+    with TestClient(create_app(ServiceSettings(artifacts=tiny_artifacts, watch_interval_s=0))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def store(tiny_artifacts: Path) -> IndexedSurvey:
+    return IndexedSurvey.open_current(tiny_artifacts)
+
+
+def test_anomalies_come_highest_score_first_with_ranks_and_total(client: TestClient, store: IndexedSurvey) -> None:
+    r = client.get("/api/v1/rankings/anomalies", params={"limit": 20})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["version"] == store.version and body["ranking"] == "anomaly"
+    assert body["total"] == len(store) and body["limit"] == 20 and body["offset"] == 0 and body["note"] is None
+    items = body["items"]
+    assert [i["rank"] for i in items] == list(range(1, 21))
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(float(np.max(store.anomaly)))
+    for i in items:  # each row is the catalog record + its score
+        rec = store.record(store.row_of(i["object_id"]))
+        assert i["score"] == pytest.approx(rec["anomaly_score"]) == pytest.approx(i["anomaly_score"])
+        assert i["ra"] == rec["ra"] and i["z"] == rec["z"] and i["class"] == rec["class"]
+        assert "healpix" not in i
+
+
+def test_pages_tile_the_ranking_without_gaps_or_repeats(client: TestClient, store: IndexedSurvey) -> None:
+    whole = client.get("/api/v1/rankings/anomalies", params={"limit": 1000}).json()["items"]
+    assert len(whole) == len(store)
+    paged = []
+    for offset in range(0, len(store), 70):
+        page = client.get("/api/v1/rankings/anomalies", params={"limit": 70, "offset": offset}).json()
+        assert page["total"] == len(store)
+        paged += page["items"]
+    assert [i["object_id"] for i in paged] == [i["object_id"] for i in whole]
+    assert len({i["object_id"] for i in whole}) == len(store)
+    assert [i["rank"] for i in paged] == list(range(1, len(store) + 1))
+
+
+def test_offset_past_the_end_is_an_empty_page_with_a_note(client: TestClient, store: IndexedSurvey) -> None:
+    body = client.get("/api/v1/rankings/anomalies", params={"offset": 10_000}).json()
+    assert body["items"] == [] and body["total"] == len(store) and "past the end" in body["note"]
+
+
+@pytest.mark.parametrize(("params", "word"), [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"),
+                                              ({"offset": -1}, "offset"), ({"limit": "ten"}, "limit")])
+def test_bad_paging_is_a_422_naming_the_parameter(client: TestClient, params: dict, word: str) -> None:
+    for path in ("/api/v1/rankings/anomalies", "/api/v1/rankings/lenses"):
+        r = client.get(path, params=params)
+        assert r.status_code == 422
+        assert r.json()["error"] == "invalid_parameter" and word in r.json()["detail"]
+
+
+def test_lenses_without_scores_is_an_empty_list_with_a_note(client: TestClient, store: IndexedSurvey) -> None:
+    assert np.isnan(store.lens).all(), "the tiny version is built without known lenses"
+    r = client.get("/api/v1/rankings/lenses")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["items"] == [] and body["total"] == 0 and body["ranking"] == "lens"
+    assert "no lens scores" in body["note"] and "lens_labels" in body["note"]
+    csv_text = client.get("/api/v1/rankings/lenses", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0].startswith("object_id,ra,dec"), "an empty page still has its header"
+
+
+def test_lens_ranking_leaves_out_nan_scores(tiny_artifacts: Path) -> None:
+    # A private copy of the store with a few lens scores (the rest NaN), as a version built from
+    # a handful of known lenses could have.
+    store = IndexedSurvey.open_current(tiny_artifacts)
+    lens = np.full(len(store), np.nan, dtype=np.float32)
+    scored = {5: 0.2, 17: 0.9, 99: 0.55, 200: 0.9, 3: 0.01}
+    for row, s in scored.items():
+        lens[row] = s
+    store.lens = lens
+    body = ranking(store, "lens", limit=3, offset=0)
+    assert body.total == len(scored)
+    assert [i.row for i in body.items] == [17, 200, 99], "score desc, ties by row"
+    assert [i.rank for i in body.items] == [1, 2, 3]
+    assert body.items[0].lens_score == pytest.approx(0.9) == body.items[0].score
+    rest = ranking(store, "lens", limit=10, offset=3)
+    assert [i.row for i in rest.items] == [5, 3] and rest.note is None
