@@ -4,6 +4,7 @@ and converts what it accepts correctly (display stretch, pixel scale, encoder pe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
 from pathlib import Path
@@ -80,7 +81,9 @@ def _call(app: FastAPI, headers: list[tuple[bytes, bytes]], first: bytes, chunk:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
              "path": URL, "raw_path": URL.encode(), "query_string": b"", "root_path": "", "headers": headers,
              "client": ("test", 1), "server": ("test", 80)}
-    asyncio.run(app(scope, receive, send))
+    # A fresh thread has no event loop; the main thread may hold Playwright's (sync API) loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], json.loads(body), pulled
