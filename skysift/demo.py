@@ -1,7 +1,7 @@
 """`skysift demo`: simulate -> train -> index -> measure -> serve, skipping steps already done.
 
-    skysift demo                 # everything, then serve on http://127.0.0.1:8000
-    skysift demo --build-only    # stop before serving
+skysift demo                 # everything, then serve on http://127.0.0.1:8000
+skysift demo --build-only    # stop before serving
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def _known_lenses(survey_dir: Path, n_known: int, seed: int) -> Path:
     return path
 
 
-def build(data: Path, runs: Path, artifacts: Path, n_objects: int | None, epochs: int, seed: int,
-          results: Path | None) -> dict:
+def build(
+    data: Path, runs: Path, artifacts: Path, n_objects: int | None, epochs: int, seed: int, results: Path | None
+) -> dict:
     from evaluation.retrieval import same_class_precision
     from indexer.artifacts import current_dir
     from indexer.pipeline import index_survey
@@ -61,23 +62,35 @@ def build(data: Path, runs: Path, artifacts: Path, n_objects: int | None, epochs
     else:
         cmd = f"skysift train --survey {data} --out {runs} --epochs {epochs} --seed {seed}"
         ts = TrainSettings(survey=data, out_dir=runs, epochs=epochs, seed=seed, produced_by=cmd, resume=True)
-        train(ts, on_step=lambda r: console.print(
-            f"  step {r['step']} loss {r['loss']:.3f} {r['images_per_s']:.0f} img/s" if "loss" in r
-            else f"  epoch {r['epoch']} kNN precision@10 {r['knn_precision_at_10']:.3f}"))
+        train(
+            ts,
+            on_step=lambda r: console.print(
+                f"  step {r['step']} loss {r['loss']:.3f} {r['images_per_s']:.0f} img/s"
+                if "loss" in r
+                else f"  epoch {r['epoch']} kNN precision@10 {r['knn_precision_at_10']:.3f}"
+            ),
+        )
     timings["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     console.rule(f"3/4 index -> {artifacts}")
     lens_csv = _known_lenses(data, 12, seed)
-    s = IndexSettings(survey=data, encoder=enc, artifacts=artifacts, job=f"demo-{int(time.time())}", lens_labels=lens_csv)
+    s = IndexSettings(
+        survey=data, encoder=enc, artifacts=artifacts, job=f"demo-{int(time.time())}", lens_labels=lens_csv
+    )
     version = index_survey(s, log=console.print)
     timings["index_s"] = time.perf_counter() - t
 
     console.rule("4/4 measure")
     store = IndexedSurvey(current_dir(artifacts))
     p = same_class_precision(store, k=10)
-    out = {"version": version, "n_objects": len(store), "same_class_precision_at_10": p, "timings": timings,
-           "recall_at_10": store.manifest["index"]["recall_at_10"]}
+    out = {
+        "version": version,
+        "n_objects": len(store),
+        "same_class_precision_at_10": p,
+        "timings": timings,
+        "recall_at_10": store.manifest["index"]["recall_at_10"],
+    }
     console.print(f"same-class precision@10 over {p['n_queries']} galaxies: [bold]{p['precision_at_k']:.3f}[/bold]")
     for key, v in p.items():
         if key.startswith("precision_at_k["):
@@ -97,7 +110,8 @@ def demo(
     epochs: int = 8,
     seed: int = 1,
     results: Annotated[Path | None, typer.Option(help="where to write the measured figures")] = Path(
-        "docs/demo_results.json"),
+        "docs/demo_results.json"
+    ),
     build_only: Annotated[bool, typer.Option("--build-only", help="do not serve")] = False,
     port: int = 8000,
 ) -> None:

@@ -33,18 +33,27 @@ def to_rgb(pixels: np.ndarray, bands: Sequence[str], stretch: float = 0.5, q: fl
     return np.ascontiguousarray(rgb[::-1])  # FITS row 0 is the bottom (south); images draw top-down
 
 
-def png_bytes(pixels: np.ndarray, bands: Sequence[str], size_px: int | None = None, stretch: float = 0.5,
-              q: float = 8.0) -> bytes:
+def png_bytes(
+    pixels: np.ndarray, bands: Sequence[str], size_px: int | None = None, stretch: float = 0.5, q: float = 8.0
+) -> bytes:
     img = Image.fromarray(to_rgb(pixels, bands, stretch, q))
     if size_px and size_px != img.width:
-        img = img.resize((size_px, size_px), Image.Resampling.NEAREST if size_px > img.width else Image.Resampling.LANCZOS)
+        img = img.resize(
+            (size_px, size_px), Image.Resampling.NEAREST if size_px > img.width else Image.Resampling.LANCZOS
+        )
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
-def contact_sheet(stamps: Sequence[np.ndarray], bands: Sequence[str], columns: int = 8, scale: int = 2,
-                  stretch: float = 0.5, q: float = 8.0) -> Image.Image:
+def contact_sheet(
+    stamps: Sequence[np.ndarray],
+    bands: Sequence[str],
+    columns: int = 8,
+    scale: int = 2,
+    stretch: float = 0.5,
+    q: float = 8.0,
+) -> Image.Image:
     """A grid of colour stamps (each (C, H, W)), enlarged `scale` times."""
     rgbs = [to_rgb(s, bands, stretch, q) for s in stamps]
     h, w = rgbs[0].shape[:2]
