@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +15,27 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     survey_root: Annotated[Path | None, typer.Option(help="override the survey path in the manifest")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (one per core serves the most requests/s)")] = 1,
 ) -> None:
-    """Serve the API and the explorer page."""
+    """Serve the API and the explorer page.
+
+    Other settings (admin token, upload limits, ...) come from SKYSIFT_* environment variables.
+    """
     import uvicorn
 
-    from .main import create_app
+    from .main import create_app, limit_search_threads
     from .settings import ServiceSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root, workers=workers)
+    if settings.workers == 1:
+        limit_search_threads(settings.search_threads)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        return
+    # Several processes: each worker rebuilds the same settings from the environment.
+    os.environ.update({f"SKYSIFT_{k.upper()}": str(v) for k, v in settings.model_dump(exclude_none=True).items()})
+    uvicorn.run("app.main:create_app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,16 @@
-"""Typed dependencies, so handler signatures read in domain terms."""
+"""Typed dependencies, so handler signatures read in domain terms.
+
+Both are `async`: FastAPI runs every sync dependency in a worker thread, and these are attribute
+reads once the service has loaded a version, so a thread hop would cost more than the work. The
+one slow case, the first load of a version, goes to the thread pool.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from indexer.store import IndexedSurvey
 
@@ -12,13 +18,15 @@ from .holder import IndexHolder
 from .settings import ServiceSettings
 
 
-def get_settings(request: Request) -> ServiceSettings:
+async def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings
 
 
-def get_index(request: Request) -> IndexedSurvey:
+async def get_index(request: Request) -> IndexedSurvey:
     holder: IndexHolder = request.app.state.holder
-    return holder.get()
+    if holder.loaded:
+        return holder.get()
+    return await run_in_threadpool(holder.get)
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]

@@ -1,6 +1,6 @@
 """create_app(settings): the FastAPI service and the static explorer page.
 
-    skysift serve --artifacts artifacts --port 8000
+skysift serve --artifacts artifacts --port 8000
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
 from .holder import IndexHolder
@@ -23,6 +24,20 @@ from .settings import ServiceSettings
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("skysift.access")
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory each `skysift serve --workers N` process calls: settings from SKYSIFT_* variables."""
+    settings = ServiceSettings()
+    limit_search_threads(settings.search_threads)
+    return create_app(settings)
+
+
+def limit_search_threads(n: int) -> None:
+    """FAISS's OpenMP pool size for this serving process (not set by create_app: tests share their process)."""
+    import faiss
+
+    faiss.omp_set_num_threads(n)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -36,23 +51,29 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         if task:
             task.cancel()
 
-    app = FastAPI(title="skysift", version="0.1.0", lifespan=lifespan,
-                  description="Self-supervised similarity search over a sky survey.")
+    app = FastAPI(
+        title="skysift",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Self-supervised similarity search over a sky survey.",
+    )
     app.state.settings = settings
     app.state.holder = holder
     errors.install(app)
-    for r in (objects.router, search.router, rankings.router, votes.router, conesearch.router, cutouts.router,
-              map.router, admin.router, health.router):
+    for r in (
+        objects.router,
+        search.router,
+        rankings.router,
+        votes.router,
+        conesearch.router,
+        cutouts.router,
+        map.router,
+        admin.router,
+        health.router,
+    ):
         app.include_router(r)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code,
-                 (time.perf_counter() - t0) * 1000)
-        return response
-
+    app.add_middleware(AccessLog)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -60,6 +81,36 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+class AccessLog:
+    """Log method, path, status and latency of every HTTP request, as a pure ASGI wrapper.
+
+    Starlette's `@app.middleware("http")` (BaseHTTPMiddleware) runs each request in a task group
+    with memory streams between the layers; wrapping `send` does the same job for ~0.4 ms less
+    CPU per request, which is most of the service's overhead over a bare index search.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500  # what the client sees if the app raises before starting a response
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - t0) * 1000)
 
 
 async def _watch(holder: IndexHolder, interval: float) -> None:

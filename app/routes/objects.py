@@ -1,8 +1,8 @@
 """Objects: a catalog record, and its most similar objects.
 
-`/similar` is the hot path (bench/bench_service_load.py): it is an `async` handler with async
-dependencies, so an unfiltered query costs no thread-pool hop (FastAPI runs every sync handler and
-sync dependency in a worker thread: three hand-offs per request), and its JSON is built from plain
+`/similar` is the hot path (bench/bench_service_load.py): it is an `async` handler with the async
+dependencies of `app/deps.py`, so an unfiltered query costs no thread-pool hop (FastAPI runs every
+sync handler and sync dependency in a worker thread: three hand-offs per request), and its JSON is built from plain
 dicts and encoded once by pydantic-core instead of building and re-validating pydantic models.
 Work that can take long (a filtered exact scan, an exact Flat index over many vectors, a CSV or
 VOTable conversion) still goes to the thread pool, off the event loop.
@@ -13,35 +13,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic_core
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from indexer.store import Filters, IndexedSurvey, Neighbour
 
-from ..deps import IndexDep, get_index, get_settings
+from ..deps import IndexDep, SettingsDep
 from ..errors import ApiError
 from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
 from ..schemas import ERRORS, NeighbourRecord, ObjectRecord, SimilarResponse, clean
-from ..settings import ServiceSettings
 
 router = APIRouter(prefix="/api/v1", tags=["objects"])
 
 ObjectId = Annotated[str, Path(description="the survey's object ID", examples=["sim-0000042"], min_length=1)]
 INLINE_FLAT_MAX = 50_000  # an exact (Flat) search over more vectors than this runs in the thread pool
-
-
-async def _index_on_loop(request: Request) -> IndexedSurvey:
-    # deps.get_index as an async dependency: after start-up it is an attribute read, not worth a thread
-    return get_index(request)
-
-
-async def _settings_on_loop(request: Request) -> ServiceSettings:
-    return get_settings(request)
-
-
-LoopIndexDep = Annotated[IndexedSurvey, Depends(_index_on_loop)]
-LoopSettingsDep = Annotated[ServiceSettings, Depends(_settings_on_loop)]
 
 
 _FIRST = ("object_id", "ra", "dec", "row", "anomaly_score", "lens_score")  # ObjectRecord's declared fields
@@ -68,10 +54,15 @@ def check_k(k: int, max_k: int) -> None:
         raise ApiError(422, "invalid_parameter", f"k={k} is above the limit of {max_k}")
 
 
-@router.get("/objects/{object_id:path}/similar", response_model=SimilarResponse,
-            responses={**ERRORS, **list_responses("the query object, then its nearest neighbours")})
+@router.get(
+    "/objects/{object_id:path}/similar",
+    response_model=SimilarResponse,
+    responses={**ERRORS, **list_responses("the query object, then its nearest neighbours")},
+)
 async def similar(
-    object_id: ObjectId, store: LoopIndexDep, settings: LoopSettingsDep,
+    object_id: ObjectId,
+    store: IndexDep,
+    settings: SettingsDep,
     k: Annotated[int, Query(ge=1, description="number of results (the object itself first)")] = 12,
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
@@ -101,10 +92,17 @@ def similar_response(store: IndexedSurvey, object_id: str, k: int, filters: Filt
     neighbours = neighbour_dicts(store, store.similar(object_id, k, filters))
     if fmt != "json":  # csv/votable: one row per neighbour; the query object is row 0 when it passes
         cols = columns_of(neighbours, default=record_columns(store.catalog.names, "rank", "distance"))
-        return table_response(fmt, neighbours, cols, name=f"similar-{row}", total=len(neighbours),
-                              version=store.version, kinds=column_kinds(store.catalog.columns),
-                              description=f"objects most similar to {object_id}, version {store.version}",
-                              infos={"query_object_id": object_id, "k": k})
+        return table_response(
+            fmt,
+            neighbours,
+            cols,
+            name=f"similar-{row}",
+            total=len(neighbours),
+            version=store.version,
+            kinds=column_kinds(store.catalog.columns),
+            description=f"objects most similar to {object_id}, version {store.version}",
+            infos={"query_object_id": object_id, "k": k},
+        )
     first = neighbours[0] if neighbours and neighbours[0]["row"] == row else None  # the query itself, usually
     query = {c: v for c, v in first.items() if c not in ("rank", "distance")} if first else record_dict(store, row)
     body = {"version": store.version, "k": k, "query": query, "neighbours": neighbours}
