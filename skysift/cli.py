@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer  # noqa: E402
 
 import app.cli  # noqa: E402
+import evaluation.cli  # noqa: E402
 import indexer.cli  # noqa: E402
 import survey.cli  # noqa: E402
 import training.cli  # noqa: E402
@@ -23,7 +24,7 @@ from . import demo  # noqa: E402
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Self-supervised similarity search for sky surveys.")
-for module in (survey.cli, training.cli, indexer.cli, app.cli, demo):
+for module in (survey.cli, training.cli, indexer.cli, evaluation.cli, app.cli, demo):
     module.register(cli)
 
 

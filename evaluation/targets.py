@@ -1,0 +1,173 @@
+"""The must-show targets of issue #9, read off a report's task sections.
+
+Each target is a row {id, task, claim, metric, value, target, direction, met, shortfall, note}:
+`direction` ">=" means value must be at least target; `shortfall` is how far the value is from
+the target on the wrong side (0 when met); `met` and `shortfall` are None when the task or the
+point the target needs was not measured (e.g. `--no-supervised`), with the reason in `note`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The fixed thresholds of the issue; the comparison targets take their value from the CNN.
+LENS_RECALL_MIN = 0.9
+ANOMALY_AUROC_MIN = 0.95
+PRECISION_AT_10_MIN = 0.9
+REACH_FRACTION_MAX = 0.25
+
+
+def _row(
+    id_: str,
+    task: str,
+    claim: str,
+    metric: str,
+    value: float | None,
+    target: float | None,
+    direction: str,
+    note: str = "",
+) -> dict[str, Any]:
+    met = shortfall = None
+    if value is not None and target is not None:
+        gap = (target - value) if direction == ">=" else (value - target)
+        met, shortfall = bool(gap <= 0), max(0.0, float(gap))
+    elif not note:
+        note = "not measured"
+    return {
+        "id": id_,
+        "task": task,
+        "claim": claim,
+        "metric": metric,
+        "value": value,
+        "target": target,
+        "direction": direction,
+        "met": met,
+        "shortfall": shortfall,
+        "note": note,
+    }
+
+
+def _at(points: list[dict[str, Any]], fraction: float) -> dict[str, Any] | None:
+    return next((p for p in points if abs(p["fraction"] - fraction) < 1e-12), None)
+
+
+def evaluate_targets(tasks: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    m = tasks.get("morphology")
+    for f in (0.01, 0.1):
+        probe = _at(m["probe"], f) if m else None
+        cnn = _at(m["supervised"], f) if m else None
+        metric = m["headline_metric"] if m else "macro_f1"
+        rows.append(
+            _row(
+                f"probe_ge_cnn_{round(f * 100)}pct",
+                "morphology",
+                f"linear probe >= supervised CNN at {f:.0%} of the labels",
+                f"{metric} (test)",
+                probe[metric] if probe else None,
+                cnn[metric] if cnn else None,
+                ">=",
+                "" if (probe and cnn) else "probe or CNN not measured at this fraction",
+            )
+        )
+    reach = (m or {}).get("probe_reaches_supervised_full")
+    if reach is not None and reach["fraction"] is None:
+        best = max(p[reach["metric"]] for p in m["probe"])
+        rows.append(
+            _row(
+                "probe_reaches_cnn_full_le_25pct",
+                "morphology",
+                "probe reaches the supervised 100%-label score with <= 25% of the labels",
+                "label fraction",
+                None,
+                REACH_FRACTION_MAX,
+                "<=",
+                f"never reached: best probe {reach['metric']} {best:.3f} vs the CNN's "
+                f"{reach['supervised_full_score']:.3f} at 100% (short by "
+                f"{reach['supervised_full_score'] - best:.3f})",
+            )
+        )
+        rows[-1].update(met=False)
+    else:
+        rows.append(
+            _row(
+                "probe_reaches_cnn_full_le_25pct",
+                "morphology",
+                "probe reaches the supervised 100%-label score with <= 25% of the labels",
+                "label fraction (interpolated)",
+                reach["fraction"] if reach else None,
+                REACH_FRACTION_MAX,
+                "<=",
+            )
+        )
+    p = tasks.get("photoz")
+    rows.append(
+        _row(
+            "photoz_sigma_mad_le_cnn",
+            "photoz",
+            "kNN photo-z sigma_MAD <= the supervised CNN's",
+            "sigma_MAD (test galaxies)",
+            p["knn"]["overall"]["sigma_mad"] if p else None,
+            p["supervised"]["overall"]["sigma_mad"] if p and "supervised" in p else None,
+            "<=",
+        )
+    )
+    lens = tasks.get("lenses")
+    if lens:
+        r = lens["rankers"][lens["headline_ranker"]]
+        k = lens["recall_k"]
+        ceiling = r[f"recall_at_{k}_ceiling"]
+        note = (
+            f"at most {ceiling:.3f} is possible: {lens['n_positive_evaluated']} lenses to find in a top {k}"
+            if ceiling < LENS_RECALL_MIN
+            else ""
+        )
+        rows.append(
+            _row(
+                "lens_recall_at_100",
+                "lenses",
+                f"lens recall@{k} >= 0.9 with {lens['n_seeds']} labels",
+                f"recall@{k} ({lens['headline_ranker']})",
+                r[f"recall_at_{k}"],
+                LENS_RECALL_MIN,
+                ">=",
+                note,
+            )
+        )
+    else:
+        rows.append(
+            _row(
+                "lens_recall_at_100",
+                "lenses",
+                "lens recall@100 >= 0.9 with 20 labels",
+                "recall@100",
+                None,
+                LENS_RECALL_MIN,
+                ">=",
+            )
+        )
+    a = tasks.get("anomalies")
+    rows.append(
+        _row(
+            "anomaly_auroc",
+            "anomalies",
+            "anomaly AUROC >= 0.95 (artifacts + rare classes)",
+            "AUROC (combined)",
+            a["sets"]["combined"]["auroc"] if a else None,
+            ANOMALY_AUROC_MIN,
+            ">=",
+        )
+    )
+    r = tasks.get("retrieval")
+    rows.append(
+        _row(
+            "same_class_precision_at_10",
+            "retrieval",
+            "same-class precision@10 >= 0.9",
+            f"precision@{r['precision']['k']}" if r else "precision@10",
+            r["precision"]["overall"] if r else None,
+            PRECISION_AT_10_MIN,
+            ">=",
+        )
+    )
+    return rows
