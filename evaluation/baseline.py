@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from encoder.card import ModelCard
+from encoder.preprocess import center_crop
 
 from .supervised import SupervisedResult, Target, train_supervised
 
@@ -46,13 +47,21 @@ class CNNConfig:
 
 class RowPixels:
     """`images[rows]` for `train_supervised` without loading the whole survey: reads only the rows
-    asked for through a reader with an `images(rows)` method (NativeSurvey, IndexedSurvey)."""
+    asked for, in blocks, through a reader with an `images(rows)` method (NativeSurvey,
+    IndexedSurvey), and keeps only the centre `crop_px` square that preprocessing would keep
+    anyway (`encoder.preprocess.center_crop`, the same crop), so 10^5 64 px stamps take 1.2 GB
+    instead of 4.9 GB."""
 
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
+    def __init__(self, reader: Any, crop_px: int | None = None, block: int = 4096) -> None:
+        self.reader, self.crop_px, self.block = reader, crop_px, block
 
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        return self.reader.images(np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        parts = []
+        for start in range(0, len(rows), self.block):
+            x = self.reader.images(rows[start : start + self.block])
+            parts.append(np.ascontiguousarray(center_crop(x, self.crop_px)) if self.crop_px else x)  # type: ignore[arg-type]
+        return np.concatenate(parts) if parts else self.reader.images(rows)
 
 
 def train_cnn(

@@ -69,7 +69,7 @@ def evaluate(
         str | None, typer.Option(help="comma list of morphology,photoz,lenses,anomalies,retrieval")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="split, subsets, seeds, augmentations")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (CNN training, copy embedding)")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (CNN, copy embedding)")] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (1 is fastest on a busy machine)")] = None,
     test_fraction: Annotated[float | None, typer.Option()] = None,
     val_fraction: Annotated[float | None, typer.Option()] = None,

@@ -54,6 +54,7 @@ import numpy as np
 from encoder.weights import load_encoder
 from indexer.artifacts import current_dir, now_iso
 from indexer.build import code_version
+from indexer.pipeline import resolve_device
 from indexer.store import IndexedSurvey
 
 from . import figures as figs
@@ -108,6 +109,7 @@ def _sample(rows: np.ndarray, n: int, seed: int, salt: int) -> np.ndarray:
 def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the tasks, write report.json (and figures, and the docs page when asked); return the report."""
     t_start = time.perf_counter()
+    s = s.model_copy(update={"device": resolve_device(s.device)})
     store = open_version(s)
     _check_truth(store, s)
     cat = store.catalog
@@ -131,7 +133,7 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
             seed=s.seed,
             device=s.device,
         )
-        cnn = partial(_run_cnn, RowPixels(store), card, cfg)
+        cnn = partial(_run_cnn, RowPixels(store, card.preprocess.input_size_px), card, cfg)
 
     tasks: dict[str, Any] = {}
     timings: dict[str, float] = {}

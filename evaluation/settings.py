@@ -26,7 +26,7 @@ class EvaluateSettings(BaseSettings):
     tasks: tuple[Task, ...] = ALL_TASKS
     figures: bool = True
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto: cuda when available (CNN training, copy embedding), else cpu
 
     # ---- splits (one for every task)
     test_fraction: float = Field(0.2, gt=0, lt=1)
