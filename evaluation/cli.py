@@ -90,6 +90,11 @@ def evaluate(
     gallery_queries: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Measure the representation on ground truth: probe vs CNN, photo-z, lenses, anomalies, retrieval."""
+    from pydantic import ValidationError
+
+    from indexer.errors import ArtifactError
+
+    from .errors import EvaluationError
     from .evaluate import evaluate as run
     from .settings import EvaluateSettings
 
@@ -123,12 +128,20 @@ def evaluate(
         "copy_queries": copy_queries,
         "gallery_queries": gallery_queries,
     }
-    s = EvaluateSettings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        s = EvaluateSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        console.print(f"[red]bad settings:[/red] {e}")
+        raise typer.Exit(2) from e
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    report = run(s, command=_command(given, threads), log=console.print)
+    try:
+        report = run(s, command=_command(given, threads), log=console.print)
+    except (EvaluationError, ArtifactError) as e:
+        console.print(f"[red]cannot evaluate:[/red] {e}")
+        raise typer.Exit(1) from e
     for t in report["targets"]:
         mark = {True: "[green]met   [/green]", False: "[red]missed[/red]", None: "n/a   "}[t["met"]]
         value = "n/a" if t["value"] is None else f"{t['value']:.4g}"

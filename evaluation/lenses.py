@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 
 from indexer.scores import lens_scores, seed_similarity
 
+from .errors import EvaluationError
 from .metrics import average_precision, downsample_curve, precision_at_k, precision_recall_curve, recall_at_k
 
 
@@ -42,7 +43,7 @@ def pick_seeds(is_lens: np.ndarray, n_seeds: int, seed: int) -> np.ndarray:
     least one lens must remain to be found)."""
     lenses = np.nonzero(np.asarray(is_lens, dtype=bool))[0]
     if n_seeds < 1 or len(lenses) <= n_seeds:
-        raise ValueError(
+        raise EvaluationError(
             f"need more than n_seeds={n_seeds} lenses to evaluate a lens search, the survey has "
             f"{len(lenses)}; lower lens_seeds or simulate more lenses"
         )

@@ -260,6 +260,17 @@ def render(report: dict[str, Any], docs_path: Path, what_tried: str | None = Non
         "train, choose hyper-parameters (probe C, kNN k) on validation, and are scored on test. Label fractions are "
         "nested class-stratified subsets of the train objects. The self-supervised encoder saw every object's pixels "
         "(no labels) during pretraining, as a survey's own encoder would.",
+        "- Morphology: the probe is multinomial logistic regression on standardised frozen embeddings; the CNN is "
+        "the encoder's own backbone trained from scratch on the same labelled rows (small label sets train for more "
+        "epochs, up to `cnn_min_steps` optimiser steps). The targets compare macro-F1 (the classes are unbalanced); "
+        "accuracy is in the tables. The label fraction at which the probe reaches the CNN's 100%-label score is "
+        "interpolated in log fraction between the measured points.",
+        "- Lenses: the classifier is positive-unlabelled logistic regression (seeds vs random unlabelled objects, "
+        "cross-fitted so no object is scored by a model that used it as a negative); `similarity_max` / "
+        "`similarity_mean` rank by cosine similarity to the nearest seed / the seeds' mean; `service_blend` is the "
+        "score the service ranks by. recall@100 cannot exceed 100 / (lenses to find).",
+        "- Anomalies: positives are injected artifacts (`artifact_kind` set) and the rare classes named above; each "
+        "kind is scored against the ordinary objects (neither kind), `combined` against everything.",
         "- Photo-z (Hayat et al. 2021): dz = (z_phot - z)/(1 + z); sigma_MAD = 1.4826 median(|dz - median(dz)|); "
         "outlier fraction eta = fraction with |dz| > 0.05; bias = median(dz).",
         "- Rankings: precision@k = positives among the top k; recall@k = share of all positives in the top k; AUPRC "

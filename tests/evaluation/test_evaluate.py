@@ -200,3 +200,29 @@ def test_rerendering_the_docs_from_the_json_gives_the_same_page(evaluated: dict,
     page = out / "docs" / "science.md"
     again = write_doc(evaluated["report"], out / "docs" / "again.md", out / "tried.md")
     assert again.read_text() == page.read_text()
+
+
+def test_cli_refuses_what_it_cannot_evaluate_with_a_message(tmp_path: Path, tiny_artifacts: Path):
+    from skysift.cli import cli
+
+    r = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "nothing published" in r.output
+    r = CliRunner().invoke(cli, ["evaluate", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "exactly one" in r.output
+    r = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--artifacts",
+            str(tiny_artifacts),
+            "--out",
+            str(tmp_path / "o"),
+            "--tasks",
+            "lenses",
+            "--lens-seeds",
+            "500",
+            "--no-figures",
+        ],
+    )
+    assert r.exit_code == 1 and "lens_seeds" in r.output
+    assert not (tmp_path / "o" / "report.json").exists()
