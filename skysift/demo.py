@@ -60,8 +60,11 @@ def build(
     if (enc / "model.safetensors").exists():
         console.print(f"encoder already trained at {enc}; delete it to retrain")
     else:
-        cmd = f"skysift train --survey {data} --out {runs} --epochs {epochs} --seed {seed}"
-        ts = TrainSettings(survey=data, out_dir=runs, epochs=epochs, seed=seed, produced_by=cmd, resume=True)
+        # A queue of ~1/6 of the 6,000 objects: a bigger one holds an object's own earlier keys as negatives.
+        queue = 1024
+        cmd = f"skysift train --survey {data} --out {runs} --epochs {epochs} --seed {seed} --queue-size {queue}"
+        ts = TrainSettings(survey=data, out_dir=runs, epochs=epochs, seed=seed, queue_size=queue, produced_by=cmd,
+                           resume=True)
         train(
             ts,
             on_step=lambda r: console.print(

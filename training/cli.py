@@ -36,7 +36,7 @@ def train(
     queue_size: int = 4096,
     momentum: float = 0.99,
     temperature: float = 0.2,
-    lr_per_256: float = 0.24,
+    lr_per_256: Annotated[float, typer.Option(help="SGD learning rate per 256 images")] = 0.03,
     crop_size: Annotated[int, typer.Option(help="augmented crop = encoder input size (px)")] = 32,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
     precision: str = "auto",
