@@ -1,7 +1,9 @@
 """The explorer page in a real browser (headless Debian chromium via pytest-playwright) against a
 real uvicorn server on the tiny published version (tests/app/conftest.py).
 
-The tests also take the screenshots of docs/explorer.md (docs/img/explorer_*.png, 1200x800).
+The tests also take the screenshots of docs/explorer.md (explorer_*.png, 1200x800): into pytest's
+temporary folder, or into docs/img when SKYSIFT_DOCS_SCREENSHOTS=1 (so `make test` leaves the
+working tree clean; refresh the docs with `SKYSIFT_DOCS_SCREENSHOTS=1 make test`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -36,13 +39,21 @@ def page(page: Page) -> Page:
     return page
 
 
-def shot(page: Page, name: str) -> None:
+@pytest.fixture(scope="module")
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("SKYSIFT_DOCS_SCREENSHOTS") == "1":
+        return DOCS_IMG
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def shot(page: Page, name: str, folder: Path) -> None:
     """A docs screenshot, quantised to 256 colours (a third of the bytes; the page is flat colours)."""
     from PIL import Image
 
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     png = Image.open(io.BytesIO(page.screenshot()))
-    png.convert("RGB").quantize(256).save(DOCS_IMG / f"explorer_{name}.png", optimize=True)
+    png.convert("RGB").quantize(256).save(folder / f"explorer_{name}.png", optimize=True)
+    assert (folder / f"explorer_{name}.png").stat().st_size > 1000
 
 
 def wait_ready(page: Page) -> None:
@@ -67,7 +78,8 @@ def test_chromium_is_installed(chromium_problem: str | None) -> None:
     assert chromium_problem is None, chromium_problem
 
 
-def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, store: IndexedSurvey) -> None:
+def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, store: IndexedSurvey,
+                                                                 shots_dir: Path) -> None:
     oid = str(store.catalog["object_id"][3])
     page.goto("/")
     wait_ready(page)
@@ -81,7 +93,7 @@ def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, stor
     assert f"q={oid}" in page.url and "k=12" in page.url
     expect(page.locator(CARDS).nth(1)).to_contain_text("distance")
     page.locator(CARDS).first.scroll_into_view_if_needed()
-    shot(page, "grid")
+    shot(page, "grid", shots_dir)
 
     second = card_ids(page)[1]
     page.locator(CARDS).nth(1).click()
@@ -95,7 +107,7 @@ def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, stor
     assert viewer.get_attribute("href").startswith(f"https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}")
     assert panel.get_by_role("link", name="Download FITS").get_attribute("href") == f"/api/v1/cutouts/{second}.fits"
     page.wait_for_function("() => document.querySelector('#detail-img').naturalWidth > 0")
-    shot(page, "detail")
+    shot(page, "detail", shots_dir)
 
     panel.get_by_role("button", name="Search from here").click()
     expect(panel).to_be_hidden()
@@ -198,7 +210,7 @@ def test_uploaded_fits_finds_its_own_object(page: Page, store: IndexedSurvey, tm
     assert oid in card_ids(page)[:3]
 
 
-def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str) -> None:
+def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str, shots_dir: Path) -> None:
     page.goto("/#anomalies")
     grid = "#panel-anomalies .grid"
     expect(page.locator(f"{grid} .card")).to_have_count(24)
@@ -221,7 +233,7 @@ def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str)
     expect(first.locator(".vote-lens")).to_have_attribute("aria-pressed", "false")
     all_images_loaded(page, grid)
     page.evaluate("() => window.scrollTo(0, 0)")
-    shot(page, "rankings")
+    shot(page, "rankings", shots_dir)
 
     saved = page.request.get(f"{live_server}/api/v1/votes?object_id={oid}").json()
     assert {(v["label"], v["voter"]) for v in saved["items"]} >= {("interesting", "ada"), ("not_lens", "ada")}
@@ -233,7 +245,7 @@ def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str)
     expect(page.locator("#panel-lenses")).to_be_visible()
 
 
-def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey) -> None:
+def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey, shots_dir: Path) -> None:
     query = str(store.catalog["object_id"][7])
     page.goto(f"/?q={query}&k=12#map")
     page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
@@ -265,7 +277,7 @@ def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey
     page.wait_for_function("() => window.__skysift.map.frames.length > 1")
     expect(page.locator("#map-info")).to_contain_text(f"{len(store)} objects")
     page.evaluate("() => window.scrollTo(0, 0)")
-    shot(page, "map")
+    shot(page, "map", shots_dir)
 
 
 def test_errors_read_as_sentences(page: Page, tmp_path: Path) -> None:
