@@ -28,14 +28,11 @@ dropped. Writes bench/results/explorer.json and the table in docs/explorer.md be
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import RESULTS_DIR, ROOT, fill_markers, git_sha, host_machine, median_min_max, utc_now_minutes, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "explorer.json"
+RESULTS = RESULTS_DIR / "explorer.json"
 DOC = ROOT / "docs" / "explorer.md"
 SHOT = ROOT / "docs" / "img" / "explorer_map_1e6.png"
 CHROMIUM = os.environ.get("SKYSIFT_CHROMIUM", "/usr/bin/chromium")
@@ -174,25 +170,13 @@ def one_run(browser: Any, url: str, query_id: str, k: int, shot: Path | None) ->
 
 
 def machine(browser_version: str) -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
-            "python": platform.python_version(), "browser": f"chromium {browser_version} (headless, --disable-gpu)",
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return sha.strip() + ("-dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return host_machine(os=platform.platform(), python=platform.python_version(),
+                        browser=f"chromium {browser_version} (headless, --disable-gpu)",
+                        load_avg_1m=round(os.getloadavg()[0], 2))
 
 
 def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {key: {"median": statistics.median(r[key] for r in runs), "min": min(r[key] for r in runs),
-                  "max": max(r[key] for r in runs)} for key in runs[0]}
+    return {key: median_min_max([r[key] for r in runs]) for key in runs[0]}
 
 
 ROWS = [("map_drawn_ms", "map: navigation → first frame of 10^6 points"),
@@ -223,12 +207,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def write_table(result: dict[str, Any]) -> None:
-    text = DOC.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        raise SystemExit(f"{DOC} has no {MARK_START} ... {MARK_END} block to fill")
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    DOC.write_text(f"{head}{MARK_START}\n{table(result)}\n{MARK_END}{tail}")
+    fill_markers(DOC, MARK_START, MARK_END, table(result))
 
 
 def main() -> None:
@@ -277,7 +256,7 @@ def main() -> None:
     metrics: dict[str, Any] = summarise(runs)
     metrics["payload_build_ms"] = build_ms
     result = {
-        "name": "explorer", "git_sha": git_sha(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "name": "explorer", "git_sha": git_sha(), "date": utc_now_minutes(),
         "command": "nice -n 10 .venv/bin/python bench/bench_explorer.py" + (
             f" --artifacts {args.artifacts}" if args.artifacts else ""),
         "machine": info,
@@ -287,8 +266,7 @@ def main() -> None:
                      "served_version": payload.version, "wheel_steps": 24, "drags": 10},
         "repeats": len(runs), "metrics": metrics, "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS, result)
     write_table(result)
     print(table(result))
 

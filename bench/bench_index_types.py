@@ -23,22 +23,27 @@ database rows. Generated in float32 chunks.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# libgomp threads spin while they wait; on a 2-core machine shared with other jobs a spinning
-# thread starves its partner, and 2-thread FAISS calls ran 4-10x slower than 1-thread ones
-# (k-means training 9.1 s vs 1.9 s, Flat single query 16 ms vs 1.4 ms at 20k x 128). Passive
-# waiting must be chosen before FAISS loads libgomp; export OMP_WAIT_POLICY=ACTIVE to compare.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _common import (
+    command_line,
+    cpus_usable,
+    git_sha,
+    latency_summary,
+    log,
+    memory_gb,
+    platform_machine,
+    prefer_passive_omp,
+    utc_now_iso,
+    write_json,
+)
+
+prefer_passive_omp()  # before FAISS loads libgomp (see its docstring)
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
@@ -117,14 +122,6 @@ def latency_ms(index: faiss.Index, queries: np.ndarray, threads: int, warmup: in
     return times
 
 
-def summarise(times: np.ndarray) -> dict[str, float]:
-    return {
-        "p50_ms": float(np.percentile(times, 50)),
-        "p99_ms": float(np.percentile(times, 99)),
-        "mean_ms": float(times.mean()),
-    }
-
-
 def configs(n: int, dim: int, args: argparse.Namespace) -> list[tuple[str, IndexSpec, list[dict]]]:
     """(name, spec to build, search-parameter sets to sweep) for every type asked for."""
     nlist = ivf_nlist(n)
@@ -160,52 +157,15 @@ def configs(n: int, dim: int, args: argparse.Namespace) -> list[tuple[str, Index
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gb": mem_gb,
-        "nice": os.nice(0),
-        "faiss": faiss.__version__,
-        "faiss_compile_options": faiss.get_compile_options().strip(),
-        "numpy": np.__version__,
-        "note": "2 cores shared with other engineers' jobs; latencies may be noisy",
-    }
-
-
-def git_sha() -> str:
-    """HEAD, with "+dirty" when this benchmark or the module it measures differ from it."""
-
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        sha = git("rev-parse", "HEAD")
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
-    mine = ["bench/bench_index_types.py", "indexer/index_types.py"]
-    return sha + ("+dirty" if git("status", "--porcelain", "--", *mine) else "")
-
-
-def log(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
+    return platform_machine(
+        cpus_usable=cpus_usable(),
+        memory_gb=memory_gb(),
+        nice=os.nice(0),
+        faiss=faiss.__version__,
+        faiss_compile_options=faiss.get_compile_options().strip(),
+        numpy=np.__version__,
+        note="2 cores shared with other engineers' jobs; latencies may be noisy",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,7 +205,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _, ids = search(index, xq, K)
             recall = intersection_recall(ids, gt)
             n_lat = min(args.queries, args.flat_latency_queries if name == "Flat" else args.queries)
-            latency = {str(t): summarise(latency_ms(index, xq[:n_lat], t, args.warmup)) for t in args.threads}
+            latency = {str(t): latency_summary(latency_ms(index, xq[:n_lat], t, args.warmup), qs=(50, 99))
+                       for t in args.threads}
             row = {
                 "name": name,
                 "factory": spec.factory,
@@ -281,9 +242,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "index_types",
         "question": "which index type reaches recall@10 >= 0.95 at <= 1 ms p50 on one thread",
-        "git_sha": git_sha(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        # "+dirty" only when this benchmark or the module it measures differ from HEAD
+        "git_sha": git_sha(paths=["bench/bench_index_types.py", "indexer/index_types.py", "bench/_common.py"],
+                           mark="+dirty", unknown="uncommitted"),
+        "date": utc_now_iso(),
+        "command": command_line(),
         "machine": machine(),
         "load_average_1min": loads,
         "settings": {
@@ -395,8 +358,7 @@ def main() -> None:
         return
     out = args.out or Path(f"bench/results/index_types_n{args.n}.json")
     result = run(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)
     print(f"wrote {out}")
 
 

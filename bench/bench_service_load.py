@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
-import platform
 import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -47,22 +44,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before FAISS loads libgomp
+from _common import (
+    ROOT,
+    command_line,
+    git_sha,
+    latency_summary,
+    log,
+    memory_gb,
+    platform_machine,
+    prefer_passive_omp,
+    utc_now_iso,
+    versions,
+    write_json,
+)
+
+prefer_passive_omp()  # before FAISS loads libgomp
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 BENCH = "service_load"
 TARGET_RPS = 500.0
 TARGET_OVERHEAD_MS = 2.0
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def log(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- synthetic version
@@ -135,7 +138,7 @@ def build_version(root: Path, n: int, dim: int, seed: int, factory: str | None =
     del vec, emb16, cat, ids
 
     manifest = {
-        "version": version_name(file_entries(stage)), "created": now_iso(), "code_version": git_sha(),
+        "version": version_name(file_entries(stage)), "created": now_iso(), "code_version": code_version(),
         "n_objects": n, "embedding_dim": dim,
         "survey": {"path": str(root / "no-pixels"), "name": f"bench-synthetic-{n}", "bands": ["g", "r", "z"],
                    "pixel_scale_arcsec": 0.262, "image_shape": [3, 64, 64]},
@@ -171,9 +174,7 @@ def existing_version(root: Path, n: int, dim: int, seed: int, factory: str | Non
 
 
 def percentiles(ms: np.ndarray) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p90_ms": round(float(np.percentile(ms, 90)), 4),
-            "p99_ms": round(float(np.percentile(ms, 99)), 4), "mean_ms": round(float(ms.mean()), 4),
-            "n": int(len(ms))}
+    return {**latency_summary(ms, ndigits=4), "n": int(len(ms))}
 
 
 def bare_search(root: Path, queries: int, seed: int, k: int = 10) -> dict[str, Any]:
@@ -423,13 +424,6 @@ def machine() -> dict[str, Any]:
     import pydantic
     import uvicorn
 
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem = next((int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
-                if x.startswith("MemTotal")), 0)
     try:
         import httptools  # noqa: F401
 
@@ -442,24 +436,16 @@ def machine() -> dict[str, Any]:
         loop_impl = "uvloop"
     except ImportError:
         loop_impl = "asyncio (uvloop not installed)"
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu_model": model,
-            "cpu_count": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "faiss": faiss.__version__,
-            "fastapi": fastapi.__version__, "pydantic": pydantic.__version__, "uvicorn": uvicorn.__version__,
-            "httpx": httpx.__version__, "uvicorn_http": http_impl, "uvicorn_loop": loop_impl,
-            "note": "2 cores shared with other engineers' jobs (tests, benchmarks, builds ran meanwhile); "
-                    "server and load generator share the same 2 cores"}
+    return platform_machine(memory_gb=memory_gb(), **versions(faiss, fastapi, pydantic, uvicorn, httpx),
+                            uvicorn_http=http_impl, uvicorn_loop=loop_impl,
+                            note="2 cores shared with other engineers' jobs (tests, benchmarks, builds ran "
+                                 "meanwhile); server and load generator share the same 2 cores")
 
 
-def git_sha() -> str:
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-
-    try:
-        sha = git("rev-parse", "HEAD")
-    except (OSError, subprocess.CalledProcessError):
-        return "uncommitted"
-    mine = ["bench/bench_service_load.py", "app/", "indexer/store.py"]
-    return sha + ("+dirty" if git("status", "--porcelain", "--", *mine) else "")
+def code_version() -> str:
+    """HEAD, with "+dirty" when this benchmark or the service code it measures differ from it."""
+    return git_sha(paths=["bench/bench_service_load.py", "bench/_common.py", "app/", "indexer/store.py"],
+                   mark="+dirty", unknown="uncommitted")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -492,9 +478,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": BENCH,
         "question": "requests/s and latency of /objects/{id}/similar?k=10 at n objects vs the bare index search",
-        "git_sha": git_sha(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": ".venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "git_sha": code_version(),
+        "date": utc_now_iso(),
+        "command": command_line(".venv/bin/python"),
         "machine": machine(),
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"n": args.n, "dim": args.dim, "seed": args.seed, "factory_override": args.factory, "k": 10,
@@ -692,16 +678,14 @@ def main() -> None:
         res = json.loads(args.render.read_text())
         if args.analysis:
             res["analysis"] = args.analysis.read_text().strip()
-            args.render.write_text(json.dumps(res, indent=2) + "\n")
+            write_json(args.render, res)
     else:
         res = run(args)
         if args.analysis:
             res["analysis"] = args.analysis.read_text().strip()
-        text = json.dumps(res, indent=2)
-        print(text)
+        print(json.dumps(res, indent=2))
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+            write_json(args.out, res)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown(res))

@@ -24,12 +24,8 @@ are not left waiting on one long last shard; the per-object cost does not depend
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -37,6 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import (
+    command_line,
+    cpus_usable,
+    fill_markers,
+    git_dirty,
+    git_head,
+    log,
+    platform_machine,
+    utc_now_iso,
+    versions,
+    write_json,
+)
 
 from survey.simulate.population import draw_population, object_seeds
 from survey.simulate.settings import SimSettings
@@ -48,44 +56,15 @@ BENCH_PRESET_SIZE = 100_000
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     import galsim
     import h5py
 
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "nice": os.nice(0),
-        "galsim": galsim.__version__,
-        "h5py": h5py.__version__,
-        "numpy": np.__version__,
-        "note": "2 cores shared with other engineers' jobs; see load_average",
-    }
-
-
-def git_sha() -> tuple[str, bool]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                    text=True, check=True).stdout.strip())
-        return sha, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", True
-
-
-def log(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
+    return platform_machine(
+        cpus_usable=cpus_usable(),
+        nice=os.nice(0),
+        **versions(galsim, h5py, np),
+        note="2 cores shared with other engineers' jobs; see load_average",
+    )
 
 
 def settings_for(out: Path, args: argparse.Namespace, workers: int, n: int | None = None) -> SimSettings:
@@ -139,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(r)
     per_class = time_by_class(args) if args.per_class_n else {}
     best = {}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cpus_usable() or os.cpu_count() or 1
     for w in args.workers:
         rate = float(np.median([r["objects_per_s"] for r in rows if r["workers"] == w]))
         per_cpu = float(np.median([r["objects_per_cpu_s"] for r in rows if r["workers"] == w]))
@@ -147,14 +126,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         idle = per_cpu * min(w, cores)
         best[str(w)] = {"objects_per_s": rate, "projected_bench_preset_s": BENCH_PRESET_SIZE / rate,
                         "objects_per_cpu_s": per_cpu, "projected_bench_preset_idle_s": BENCH_PRESET_SIZE / idle}
-    sha, dirty = git_sha()
     return {
         "benchmark": "simulate",
         "question": "objects/s of `skysift simulate` with 1 and 2 workers; projected time for the 100k bench preset",
-        "git_sha": sha,
-        "git_dirty": dirty,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_sha": git_head() or "unknown",
+        "git_dirty": git_dirty(untracked=False),
+        "date": utc_now_iso(),
+        "command": command_line(),
         "machine": machine(),
         "settings": {
             "n_objects": args.n, "seed": args.seed, "shard_size": args.shard_size, "workers": args.workers,
@@ -199,12 +177,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def update_docs(docs: Path, result: dict[str, Any]) -> None:
-    text = docs.read_text()
-    if DOCS_BEGIN not in text or DOCS_END not in text:
-        raise SystemExit(f"{docs}: markers {DOCS_BEGIN!r} ... {DOCS_END!r} not found")
-    head, rest = text.split(DOCS_BEGIN, 1)
-    _, tail = rest.split(DOCS_END, 1)
-    docs.write_text(head + DOCS_BEGIN + "\n" + markdown(result) + "\n" + DOCS_END + tail)
+    fill_markers(docs, DOCS_BEGIN, DOCS_END, markdown(result))
 
 
 def main() -> None:
@@ -227,8 +200,7 @@ def main() -> None:
         update_docs(args.docs[0], json.loads(args.docs[1].read_text()))
         return
     result = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(markdown(result))
 
 

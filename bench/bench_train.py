@@ -30,15 +30,9 @@ Without --survey, a survey of --simulate objects at --stamp-px is simulated once
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import re
-import shlex
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,33 +40,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import (
+    RESULTS_DIR,
+    command_line,
+    fill_markers,
+    git_sha,
+    median_min_max,
+    sync_device,
+    torch_machine,
+    utc_now_minutes,
+    write_json,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from training.augment import AugmentSettings, check_geometry, extinction_coeffs  # noqa: E402
-from training.data import EpochBatchSampler, SurveyBatches, make_loader  # noqa: E402
-from training.loop import build_moco, make_card, make_views, train_step  # noqa: E402
-from training.settings import TrainSettings  # noqa: E402
+from training.augment import AugmentSettings, check_geometry, extinction_coeffs
+from training.data import EpochBatchSampler, SurveyBatches, make_loader
+from training.loop import build_moco, make_card, make_views, train_step
+from training.settings import TrainSettings
 
 BEGIN, END = "<!-- bench_train:begin -->", "<!-- bench_train:end -->"
 
 
-def git_sha() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    return (r.stdout.strip() or "unknown") + ("-dirty" if dirty else "")
-
-
 def machine(device: torch.device) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    out = {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-           "load_avg_1min_at_start": os.getloadavg()[0]}
+    out = torch_machine(device=str(device), load_avg_1min_at_start=os.getloadavg()[0])
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
     return out
@@ -89,7 +78,7 @@ def simulate_survey(n: int, stamp_px: int) -> Path:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+    return {**median_min_max(values), "all": values}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,19 +115,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
     synthetic = [torch.randn(n, c, crop, crop, device=device).contiguous(memory_format=fmt) for _ in range(2)]
 
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
     def timed(fn: Callable[[], None], steps: int, warmup: int) -> float:
         """images/s of `steps` calls after `warmup` dropped calls."""
         for _ in range(warmup):
             fn()
-        sync()
+        sync_device(device)
         t = time.perf_counter()
         for _ in range(steps):
             fn()
-        sync()
+        sync_device(device)
         return n * steps / (time.perf_counter() - t)
 
     def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -191,9 +176,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     host["load_avg_1min_at_end"] = os.getloadavg()[0]
     return {
         "name": "train",
-        "git_sha": git_sha(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + shlex.join(["bench/bench_train.py", *sys.argv[1:]]),
+        "git_sha": git_sha(short=True),
+        "date": utc_now_minutes(),
+        "command": command_line("python", "bench/bench_train.py"),
         "machine": host,
         "settings": {
             "survey": str(survey), "n_objects": len(ds), "stamp_px": ds.survey.image_shape[-1], "crop_px": crop,
@@ -240,13 +225,7 @@ def markdown_table(results_dir: Path) -> str:
 
 
 def write_markdown(doc: Path, results_dir: Path) -> None:
-    text = doc.read_text()
-    table = f"{BEGIN}\n{markdown_table(results_dir)}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: table, text, flags=re.S)
-    else:
-        text += "\n" + table + "\n"
-    doc.write_text(text)
+    fill_markers(doc, BEGIN, END, markdown_table(results_dir), append=True)
 
 
 def main() -> None:
@@ -271,13 +250,12 @@ def main() -> None:
     p.add_argument("--markdown", type=Path, help="only rewrite the table in this doc from bench/results/train*.json")
     args = p.parse_args()
     if args.markdown:
-        write_markdown(args.markdown, ROOT / "bench" / "results")
+        write_markdown(args.markdown, RESULTS_DIR)
         return
     res = run(args)
     text = json.dumps(res, indent=2) + "\n"
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        write_json(args.out, res)
     print(text)
 
 

@@ -14,34 +14,21 @@ Usage (repository root):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
-import re
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS_DIR, command_line, fill_markers, git_sha, utc_now_minutes, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from encoder.card import ModelCard  # noqa: E402
-from survey.native import NativeSurvey  # noqa: E402
-from training.monitor import precision_vs_random  # noqa: E402
+from encoder.card import ModelCard
+from survey.native import NativeSurvey
+from training.monitor import precision_vs_random
 
 BEGIN, END = "<!-- precision_vs_random:begin -->", "<!-- precision_vs_random:end -->"
-RESULT = ROOT / "bench" / "results" / "precision_vs_random.json"
-
-
-def git_sha() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    return (r.stdout.strip() or "unknown") + ("-dirty" if dirty else "")
+RESULT = RESULTS_DIR / "precision_vs_random.json"
 
 
 def markdown_table(r: dict) -> str:
@@ -60,13 +47,7 @@ def markdown_table(r: dict) -> str:
 
 
 def write_markdown(doc: Path) -> None:
-    text = doc.read_text()
-    table = f"{BEGIN}\n{markdown_table(json.loads(RESULT.read_text()))}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: table, text, flags=re.S)
-    else:
-        text += "\n" + table + "\n"
-    doc.write_text(text)
+    fill_markers(doc, BEGIN, END, markdown_table(json.loads(RESULT.read_text())), append=True)
 
 
 def main() -> None:
@@ -90,9 +71,9 @@ def main() -> None:
     card = ModelCard.load(args.encoder)
     res = {
         "name": "precision_vs_random",
-        "git_sha": git_sha(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + shlex.join(["bench/precision_vs_random.py", *sys.argv[1:]]),
+        "git_sha": git_sha(short=True),
+        "date": utc_now_minutes(),
+        "command": command_line("python", "bench/precision_vs_random.py"),
         "machine": {"host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version()},
         "settings": {"survey": str(args.survey), "encoder": str(args.encoder), "backbone": card.backbone,
                      "backbone_kwargs": card.backbone_kwargs, "training_steps": card.metrics.get("steps"),
@@ -101,8 +82,7 @@ def main() -> None:
         "metrics": metrics,
         "wall_s": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json(args.out, res)
     print(json.dumps(res, indent=2))
 
 
