@@ -26,8 +26,16 @@ def rgb_planes(pixels: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np
     return x[-1] * w[-1], x[mid] * w[mid], x[0] * w[0]
 
 
+MIN_STRETCH = 1e-3  # nanomaggies
+
+
 def to_rgb(pixels: np.ndarray, bands: Sequence[str], stretch: float = 0.5, q: float = 8.0) -> np.ndarray:
-    """(C, H, W) flux in nanomaggies -> (H, W, 3) uint8, north up (row 0 at the top)."""
+    """(C, H, W) flux in nanomaggies -> (H, W, 3) uint8, north up (row 0 at the top).
+
+    A stretch below 1e-3 nanomaggies overflows the Lupton asinh into undefined bytes: refused.
+    """
+    if not (MIN_STRETCH <= stretch < float("inf")) or not (0 <= q < float("inf")):
+        raise ValueError(f"stretch must be in [{MIN_STRETCH:g}, inf) and Q >= 0, got stretch={stretch}, Q={q}")
     r, g, b = rgb_planes(pixels, bands)
     rgb = make_lupton_rgb(r, g, b, minimum=0.0, stretch=stretch, Q=q)
     return np.ascontiguousarray(rgb[::-1])  # FITS row 0 is the bottom (south); images draw top-down

@@ -29,7 +29,7 @@ ObjectId = Annotated[str, Path(min_length=1, description="the survey's object ID
 def cutout_png(
     object_id: ObjectId, store: IndexDep, settings: SettingsDep,
     size: Annotated[int | None, Query(ge=8, description="output width = height in px")] = None,
-    stretch: Annotated[float, Query(gt=0, le=100)] = 0.5,
+    stretch: Annotated[float, Query(ge=1e-3, le=100, description="Lupton stretch, nanomaggies")] = 0.5,
     q: Annotated[float, Query(ge=0, le=100)] = 8.0,
 ) -> Response:
     """Colour composite (reddest band -> red) of the object's cutout, arcsinh-stretched."""

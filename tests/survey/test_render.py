@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -64,3 +65,20 @@ def test_png_bytes_decode_to_the_requested_size():
     png = png_bytes(_stamp(16, 16), BANDS, size_px=64)
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and img.size == (64, 64) and img.mode == "RGB"
+
+
+@pytest.mark.parametrize(("stretch", "q"), [(1e-3, 100.0), (1e-3, 0.0), (100.0, 0.0), (100.0, 100.0)])
+def test_extreme_allowed_stretches_render_defined_bytes(stretch: float, q: float) -> None:
+    x = _stamp()
+    x[:, 30:34, 30:34] = 1e7  # a saturated star
+    with warnings.catch_warnings():
+        # an overflow in the cast to bytes would leave undefined pixel values
+        warnings.filterwarnings("error", message=".*encountered in cast")
+        rgb = to_rgb(x, BANDS, stretch, q)
+    assert rgb.dtype == np.uint8 and rgb.shape == (x.shape[1], x.shape[2], 3)
+
+
+@pytest.mark.parametrize("stretch", [1e-40, 0.0, -1.0, float("inf"), float("nan")])
+def test_stretches_that_overflow_are_refused_by_name(stretch: float) -> None:
+    with pytest.raises(ValueError, match="stretch must be in"):
+        to_rgb(_stamp(), BANDS, stretch)
