@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -23,10 +22,10 @@ def serve(
     """
     import uvicorn
 
-    from .main import create_app, limit_search_threads
+    from .main import configure_logging, create_app, limit_search_threads
     from .settings import ServiceSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root, workers=workers)
     if settings.workers == 1:
         limit_search_threads(settings.search_threads)

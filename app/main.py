@@ -28,9 +28,15 @@ log = logging.getLogger("skysift.access")
 
 def create_app_from_env() -> FastAPI:
     """The factory each `skysift serve --workers N` process calls: settings from SKYSIFT_* variables."""
+    configure_logging()  # a worker process starts with no logging set up
     settings = ServiceSettings()
     limit_search_threads(settings.search_threads)
     return create_app(settings)
+
+
+def configure_logging() -> None:
+    """INFO to stderr with timestamps, so the access log shows (no-op where logging is set up)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 
 def limit_search_threads(n: int) -> None:

@@ -4,10 +4,17 @@ that each `skysift serve --workers N` process calls."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -45,3 +52,42 @@ def test_worker_factory_reads_settings_from_the_environment(tiny_artifacts: Path
         assert client.get(f"/api/v1/objects/{some_id}/similar?k=7").status_code == 200
         r = client.get(f"/api/v1/objects/{some_id}/similar?k=8")
         assert r.status_code == 422 and "limit of 7" in r.json()["detail"]
+
+
+def test_serve_with_two_workers_answers_and_logs_each_request(tiny_artifacts: Path, tmp_path: Path) -> None:
+    """`skysift serve --workers 2`: each worker process rebuilds the settings from the environment
+    and sets up its own logging, so requests are answered and access-logged."""
+    root = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, root, symlinks=True, ignore=shutil.ignore_patterns("building", "votes.sqlite*"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SKYSIFT_WATCH_INTERVAL_S": "0", "SKYSIFT_MAX_K": "9"}
+    proc = subprocess.Popen([sys.executable, "-m", "skysift.cli", "serve", "--artifacts", str(root), "--port",
+                             str(port), "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server exited"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "two workers not ready in 180 s"
+            time.sleep(0.5)
+        some_id = httpx.get(f"{url}/api/v1/rankings/anomalies?limit=1").json()["items"][0]["object_id"]
+        ok = httpx.get(f"{url}/api/v1/objects/{some_id}/similar?k=9")
+        too_many = httpx.get(f"{url}/api/v1/objects/{some_id}/similar?k=10")
+        assert ok.status_code == 200 and ok.json()["neighbours"][0]["object_id"] == some_id
+        assert too_many.status_code == 422, "SKYSIFT_MAX_K reached the worker processes"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    line = rf"skysift\.access GET /api/v1/objects/{re.escape(some_id)}/similar 200 \d+\.\dms"
+    assert re.search(line, err), err[-2000:]
