@@ -52,7 +52,7 @@ from encoder.weights import load_encoder
 from indexer.store import IndexedSurvey
 from survey.readers.errors import CorruptFile, EmptyStamp, LayoutMismatch
 from survey.readers.fits_header import band_names, celestial_wcs, centre_position, pixel_scale
-from survey.readers.resize import pad_crop, resample
+from survey.readers.resize import conform
 from survey.render import BAND_WEIGHTS
 
 MAX_SIDE_PX = 4096  # per image side, checked from headers before decoding
@@ -495,12 +495,6 @@ def to_model_grid(up: DecodedUpload, card: ModelCard, stamp_px: int, where: str 
         raise IncompatibleInput(f"{where}: pixels of {up.pixel_scale_arcsec:g} arcsec are more than {MAX_COARSER:g} "
                                 f"times the model's {target:g} arcsec; the object would span a few pixels")
     c, h, w = pixels.shape
-    need = math.ceil(stamp_px / ratio) + 4  # source pixels covering the stamp, plus interpolation margin
-    if h > need or w > need:
-        pixels = pad_crop(pixels, min(max(h, w), need))
-    if not np.isclose(ratio, 1.0, rtol=1e-3):
-        pixels = resample(pixels, up.pixel_scale_arcsec, target)
-        up.notes.append(f"resampled from {up.pixel_scale_arcsec:.4g} to {target:g} arcsec/px")
     side = min(h, w) * ratio  # the upload's smaller side, in model pixels
     min_side = max(4, card.preprocess.input_size_px // 4)
     if side < min_side:
@@ -510,7 +504,10 @@ def to_model_grid(up: DecodedUpload, card: ModelCard, stamp_px: int, where: str 
     if side < card.preprocess.input_size_px:
         up.notes.append(f"the image covers {side:.0f} of the model's {card.preprocess.input_size_px} px; "
                         f"the rest is treated as empty sky")
-    return pad_crop(pixels, stamp_px)
+    if not np.isclose(ratio, 1.0, rtol=1e-6):
+        up.notes.append(f"resampled from {up.pixel_scale_arcsec:.4g} to {target:g} arcsec/px")
+    pixels = conform(pixels, up.pixel_scale_arcsec, target, stamp_px)  # exactly as ingest does
+    return pixels
 
 
 # ---- the version's encoder

@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import IncompatibleInput
-from .preprocess import PreprocessConfig
+from survey.units import SurveyUnits
+
+from .preprocess import PreprocessConfig, for_survey
 
 CARD_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -36,6 +38,11 @@ class ModelCard(BaseModel):
     @property
     def bands(self) -> tuple[str, ...]:
         return self.preprocess.bands
+
+    def for_survey(self, units: SurveyUnits | None) -> ModelCard:
+        """This card with the preprocessing levels of the survey being encoded (encoder.preprocess.for_survey);
+        refuses a survey whose kind of units or band count the encoder cannot take."""
+        return self.model_copy(update={"preprocess": for_survey(self.preprocess, units)})
 
     def check_bands(self, bands: tuple[str, ...] | None, n_planes: int) -> None:
         """Refuse a cutout whose band count (or names, when given) differs from the model's."""

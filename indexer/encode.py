@@ -205,6 +205,7 @@ def encode_survey(survey_dir: Path, encoder_dir: Path, job: Path, *, shard_size:
     dev = torch.device(device)
     encoder, card = load_encoder(encoder_dir, dev)
     card.check_bands(survey.bands, len(survey.bands))
+    card = card.for_survey(survey.units)  # normalisation in the units this survey recorded
     if abs(survey.pixel_scale_arcsec - card.preprocess.pixel_scale_arcsec) > 1e-3 * card.preprocess.pixel_scale_arcsec:
         raise ArtifactMismatch(f"survey pixel scale {survey.pixel_scale_arcsec}\"/px differs from the encoder's "
                                f"{card.preprocess.pixel_scale_arcsec}\"/px")

@@ -30,6 +30,7 @@ from astropy_healpix import HEALPix
 from survey.catalog import Catalog
 from survey.errors import UnknownObject
 from survey.native import NativeSurvey
+from survey.units import SurveyUnits
 
 from . import index_types
 from .artifacts import current_dir, read_manifest, validate
@@ -90,6 +91,10 @@ class IndexedSurvey:
         self._survey: NativeSurvey | None = None
         self.bands = tuple(m["survey"]["bands"])
         self.pixel_scale_arcsec = float(m["survey"]["pixel_scale_arcsec"])
+        # What the survey's pixel values mean (survey.units); versions built before units were recorded
+        # have none, and their encoder's own levels apply.
+        self.units = SurveyUnits.model_validate(m["survey"]["units"]) if "units" in m["survey"] else None
+        self.source_pixel_scale_arcsec = float(m["survey"].get("source_pixel_scale_arcsec", self.pixel_scale_arcsec))
         self._map: np.ndarray | None = None
         if "map" in m:
             self._map = np.load(self.dir / m["map"]["file"], mmap_mode="r")

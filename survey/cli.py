@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,14 +40,29 @@ def simulate(
 
 def ingest(
     source: Annotated[Path, typer.Argument(help="file or folder to read")],
-    kind: Annotated[str, typer.Option(help="stein | hayat | fits | images | mosaic")],
+    kind: Annotated[str, typer.Option(click_type=click.Choice(["stein", "hayat", "fits", "images", "mosaic"]),
+                                      help="the input's layout")],
     out: Annotated[Path, typer.Option("--out", help="folder for the native shards")],
     catalog: Annotated[
         Path | None, typer.Option(help="GalSim catalog (fits), CSV (images), source list (mosaic)")
     ] = None,
     size_px: Annotated[int | None, typer.Option(help="pad/crop every stamp to this size")] = None,
     pixel_scale_arcsec: Annotated[
-        float | None, typer.Option(help="resample to (or, for images, the) pixel scale")
+        float | None,
+        typer.Option(help="resample to this pixel scale (images: the images' own scale unless "
+                          "--source-pixel-scale-arcsec is given)"),
+    ] = None,
+    source_pixel_scale_arcsec: Annotated[
+        float | None, typer.Option(help="images: their own pixel scale (arcsec/px), when resampling")
+    ] = None,
+    fit_px: Annotated[
+        int | None, typer.Option(help="images/FITS: resample each stamp so its whole field fits N x N px")
+    ] = None,
+    units: Annotated[
+        str | None,
+        typer.Option(help="pixel units, one or one per band: nanomaggies, nJy, ADU, ... (flux) or "
+                          "display (0-1), display255 (0-255); default: display for images, nanomaggies "
+                          "for stein/hayat, flux for FITS"),
     ] = None,
     bands: Annotated[str | None, typer.Option(help="comma-separated band names")] = None,
     shard_size: int = 4096,
@@ -65,8 +81,15 @@ def ingest(
         bands=tuple(bands.split(",")) if bands else None,
         catalog=catalog,
         overwrite=overwrite,
+        units=units,
+        source_pixel_scale_arcsec=source_pixel_scale_arcsec,
+        fit_px=fit_px,
     )
     console.print(f"read {report.n_read}, wrote {report.n_written}, rejected {len(report.rejected)} -> {out}")
+    console.print(f"  bands {','.join(report.bands)}, units {','.join(report.units)}, "
+                  f"{report.pixel_scale_arcsec:.4g} arcsec/px, stamps {report.image_shape}")
+    for note in report.notes:
+        console.print(f"  note: {note}")
     for r in report.rejected:
         console.print(f"  rejected {r.object_id} in {r.source}: {r.reason}")
 

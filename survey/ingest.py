@@ -22,7 +22,15 @@ Rules:
   <out_dir>/ingest_report.json.
 - `size_px` centre-crops/pads every stamp (NaN padding, see survey.readers.resize).
   `pixel_scale_arcsec` resamples every stamp to that scale, conserving flux ("stein", "hayat",
-  "fits", "mosaic"); for "images" it is the images' own scale, since they carry none.
+  "fits", "mosaic"). For "images", which carry no scale, `source_pixel_scale_arcsec` is the images'
+  own scale (without it, `pixel_scale_arcsec` is, and nothing is resampled). `fit_px` shrinks
+  (or grows) each stamp so that its whole field fits fit_px x fit_px pixels: a 424 px stamp is
+  not cut to its centre. Every stamp reaches the grid through survey.readers.resize.conform, as
+  an uploaded cutout does.
+- Units are data (survey.units): `units` names them (one for all bands or one per band); the
+  default is "display" for images, "nanomaggies" for the Stein and Hayat layouts, and for FITS the
+  BUNIT of the stamps or "flux". Each shard records the units and the measured background noise,
+  background level and spread per band.
 - `overwrite=True` replaces the shards already in out_dir (only after the input opened cleanly).
 Memory: one shard of pixels, shard_size x C x H x W x 4 bytes (4096 Stein stamps: 1.1 GB).
 """
@@ -43,7 +51,8 @@ from .errors import CatalogError, SurveyError, UnreadableCutout
 from .native import SHARD_GLOB, shard_name, write_shard
 from .readers.common import Rejection, check_pixels
 from .readers.errors import BandMismatch, LayoutMismatch
-from .readers.resize import pad_crop, resample
+from .readers.resize import conform
+from .units import DISPLAY_UNITS, SurveyUnits, measure, parse_units
 
 Kind = Literal["stein", "hayat", "fits", "images", "mosaic"]
 Bands = tuple[str, ...] | None
@@ -61,6 +70,9 @@ class IngestReport:
     bands: tuple[str, ...] = ()
     pixel_scale_arcsec: float = float("nan")
     image_shape: tuple[int, ...] = ()
+    units: tuple[str, ...] = ()
+    source_pixel_scale_arcsec: float = float("nan")
+    notes: list[str] = field(default_factory=list)  # what ingest assumed or changed, in words
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,6 +95,10 @@ class _Plan:
     # (catalog row, pixels (C, H, W) float32) or (catalog row, why it was rejected)
     objects: Iterator[tuple[int, np.ndarray | Rejection]]
     close: Any = None
+    units: str = "nanomaggies"  # default unit name when the caller names none
+    rgb: tuple[str, ...] | None = None  # display images: the bands shown as red, green, blue
+    source_scale: float | None = None  # the input's own pixel scale, when one for all
+    notes: list[str] = field(default_factory=list)
 
 
 def ingest(
@@ -98,10 +114,16 @@ def ingest(
     survey_name: str | None = None,
     overwrite: bool = False,
     batch_size: int = 256,
+    units: str | None = None,
+    source_pixel_scale_arcsec: float | None = None,
+    fit_px: int | None = None,
 ) -> IngestReport:
     """Read `source` with the reader for `kind` and write native shards into `out_dir`."""
     if shard_size <= 0 or batch_size <= 0:
         raise ValueError("shard_size and batch_size must be positive")
+    if fit_px is not None and (fit_px <= 0 or size_px is not None or pixel_scale_arcsec is not None and
+                               kind != "images"):
+        raise ValueError("fit_px must be positive and replaces size_px and the output pixel_scale_arcsec")
     source, out_dir = Path(source), Path(out_dir)
     existing = sorted(out_dir.glob(SHARD_GLOB)) + sorted(out_dir.glob(SHARD_GLOB + ".partial"))
     if existing and not overwrite:
@@ -109,25 +131,42 @@ def ingest(
             f"{out_dir}: already holds {len(existing)} shard(s); pass overwrite=True "
             "to replace them"
         )
-    plan = _plan(source, kind, size_px, pixel_scale_arcsec, bands, catalog, batch_size)
+    if kind == "images" and source_pixel_scale_arcsec is None:
+        source_pixel_scale_arcsec, pixel_scale_arcsec = pixel_scale_arcsec, None
+    plan = _plan(source, kind, size_px, pixel_scale_arcsec, bands, catalog, batch_size,
+                 source_pixel_scale_arcsec, fit_px)
+    unit_names = parse_units(units, len(plan.bands), plan.units)
     for p in existing:  # only now: a plan that fails leaves the old shards in place
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = IngestReport(
-        str(source), kind, out_dir, bands=plan.bands, pixel_scale_arcsec=plan.pixel_scale_arcsec
+        str(source), kind, out_dir, bands=plan.bands, pixel_scale_arcsec=plan.pixel_scale_arcsec,
+        units=unit_names, notes=list(plan.notes),
+        source_pixel_scale_arcsec=plan.source_scale if plan.source_scale is not None else float("nan"),
     )
+    if units is None:
+        report.notes.append(f"units not given (--units): taken as {plan.units}")
+    if plan.rgb is not None and any(u.lower() not in DISPLAY_UNITS for u in unit_names):
+        report.notes.append("PNG/JPEG values carry a display stretch but were declared as flux "
+                            f"({','.join(unit_names)}): normalisation will treat them as linear")
+    survey_units: list[SurveyUnits] = []
     rows: list[int] = []
     stamps: list[np.ndarray] = []
 
     def flush() -> None:
         path = out_dir / shard_name(len(report.shards))
+        images = np.stack(stamps)
+        shard_units = measure(images, plan.bands, unit_names, rgb=plan.rgb)
+        survey_units.append(shard_units)
         write_shard(
             path,
-            np.stack(stamps),
+            images,
             plan.catalog.take(rows),
             plan.bands,
             plan.pixel_scale_arcsec,
             survey_name or plan.survey_name,
+            units=shard_units,
+            source_pixel_scale_arcsec=plan.source_scale,
         )
         report.shards.append(path)
         report.n_written += len(rows)
@@ -170,13 +209,22 @@ def _plan(
     bands: Bands,
     catalog: Path | None,
     batch_size: int,
+    source_scale: float | None = None,
+    fit_px: int | None = None,
 ) -> _Plan:
+    if fit_px is not None and kind not in ("images", "fits"):
+        raise ValueError(f"fit_px is for image and FITS stamp folders; for kind {kind!r} pass "
+                         "pixel_scale_arcsec= and size_px=")
+    if kind == "images":
+        return _plan_images(source, size_px, scale, bands, catalog, source_scale, fit_px)
+    if source_scale is not None:
+        raise ValueError(f"source_pixel_scale_arcsec is for kind 'images' (kind {kind!r} reads its own scale)")
+    if kind == "fits" and fit_px is not None:
+        return _plan_fits(source, size_px, scale, bands, catalog, fit_px)
     if kind in ("stein", "hayat"):
         return _plan_hdf5(source, kind, size_px, scale, bands, catalog, batch_size)
     if kind == "fits":
         return _plan_fits(source, size_px, scale, bands, catalog)
-    if kind == "images":
-        return _plan_images(source, size_px, scale, bands, catalog)
     if kind == "mosaic":
         return _plan_mosaic(source, size_px, scale, bands, catalog)
     raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images or mosaic")
@@ -217,7 +265,8 @@ def _plan_hdf5(
 
 
 def _plan_fits(
-    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None
+    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None,
+    fit_px: int | None = None,
 ) -> _Plan:
     from .readers.fits_stamps import FitsStamps
 
@@ -225,6 +274,15 @@ def _plan_fits(
     native = {r.pixel_scale_arcsec for r in stamps.refs}
     shapes = {r.shape[1:] for r in stamps.refs}
     found = {r.bands for r in stamps.refs}
+    notes = []
+    if fit_px is not None and stamps.refs:
+        if len(shapes) > 1 or not _all_close(native):
+            stamps.close()
+            raise LayoutMismatch(str(source), "fit_px needs stamps of one size and pixel scale; pass "
+                                              "pixel_scale_arcsec= and size_px= instead")
+        side = max(stamps.refs[0].shape[1:])
+        scale, size_px = stamps.refs[0].pixel_scale_arcsec * side / fit_px, fit_px
+        notes.append(f"fit_px {fit_px}: {side} px stamps resampled to {scale:.4g} arcsec/px")
     problem = None
     if scale is None and not _all_close(native):
         problem = f"stamps have pixel scales {sorted(native)} arcsec; pass pixel_scale_arcsec="
@@ -243,26 +301,41 @@ def _plan_fits(
         len(stamps), stamps.read, lambda i: stamps.refs[i].source, out_scale, size_px, out_bands
     )
     name = f"fits:{source.name}"
-    return _Plan(out_bands, out_scale, name, stamps.catalog, objects, stamps.close)
+    units = {str(getattr(r, "bunit", "") or "") for r in stamps.refs} - {""}
+    return _Plan(out_bands, out_scale, name, stamps.catalog, objects, stamps.close,
+                 units=units.pop() if len(units) == 1 else "flux",
+                 source_scale=stamps.refs[0].pixel_scale_arcsec if _all_close(native) and stamps.refs else None,
+                 notes=notes)
 
 
 def _plan_images(
-    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None
+    source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None,
+    source_scale: float | None = None, fit_px: int | None = None,
 ) -> _Plan:
     from .readers.image_folder import DEFAULT_BANDS, ImageFolder
 
-    if scale is None:
-        raise ValueError("kind='images' needs pixel_scale_arcsec: PNG/JPEG carry no WCS")
-    folder = ImageFolder(source, catalog, pixel_scale_arcsec=scale, bands=bands or DEFAULT_BANDS)
+    if source_scale is None:
+        raise ValueError("kind='images' needs the images' pixel_scale_arcsec: PNG/JPEG carry no WCS")
+    folder = ImageFolder(source, catalog, pixel_scale_arcsec=source_scale, bands=bands or DEFAULT_BANDS)
     shapes = {folder.image_size(i) for i in range(len(folder))} - {(0, 0)}
-    if size_px is None and len(shapes) > 1:
+    notes = [] if bands else [f"bands not given (--bands): the channels are named {','.join(DEFAULT_BANDS)}"]
+    if fit_px is not None and shapes:
+        if len(shapes) > 1:
+            raise LayoutMismatch(str(source), f"fit_px needs images of one size, found {sorted(shapes)[:3]}; "
+                                              "pass size_px= instead")
+        side = max(shapes.pop())
+        scale, size_px = source_scale * side / fit_px, fit_px
+        notes.append(f"fit_px {fit_px}: {side} px images resampled to {scale:.4g} arcsec/px")
+    elif size_px is None and len(shapes) > 1:
         raise LayoutMismatch(
             str(source), f"images differ in size {sorted(shapes)[:3]}; pass size_px="
         )
+    out_scale = scale if scale is not None else source_scale
     objects = _stream(
-        len(folder), folder.read, lambda i: str(folder.path(i)), scale, size_px, folder.bands
+        len(folder), folder.read, lambda i: str(folder.path(i)), out_scale, size_px, folder.bands
     )
-    return _Plan(folder.bands, scale, f"images:{source.name}", folder.catalog, objects)
+    return _Plan(folder.bands, out_scale, f"images:{source.name}", folder.catalog, objects, units="display",
+                 rgb=folder.bands if len(folder.bands) == 3 else None, source_scale=source_scale, notes=notes)
 
 
 def _plan_mosaic(
@@ -295,9 +368,7 @@ def _stream(
             c = read(i)
             if c.bands != bands:
                 raise BandMismatch(source_of(i), f"bands {c.bands}, expected {bands}", c.object_id)
-            pixels = resample(c.pixels, c.pixel_scale_arcsec, out_scale)
-            if size_px is not None:
-                pixels = pad_crop(pixels, size_px)
+            pixels = conform(c.pixels, c.pixel_scale_arcsec, out_scale, size_px)
             # Checked again: cropping a stamp can leave a band with nothing but NaN padding.
             yield i, check_pixels(pixels, source_of(i), c.object_id, bands)
         except (UnreadableCutout, CatalogError) as e:

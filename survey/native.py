@@ -19,6 +19,7 @@ import numpy as np
 from .catalog import Catalog
 from .cutout import Cutout
 from .errors import SurveyError, UnreadableCutout
+from .units import MAX_SAMPLE, SurveyUnits, UnitsError, combine, measure
 
 SHARD_GLOB = "shard-*.h5"
 _STR = h5py.string_dtype("utf-8")
@@ -35,14 +36,24 @@ def write_shard(
     bands: tuple[str, ...],
     pixel_scale_arcsec: float,
     survey_name: str,
+    units: SurveyUnits | None = None,
+    source_pixel_scale_arcsec: float | None = None,
 ) -> Path:
-    """Write one shard atomically (temp file + rename). images: float32 (N, C, H, W)."""
+    """Write one shard atomically (temp file + rename). images: float32 (N, C, H, W).
+
+    `units` (survey.units) is stored as the `units` attribute; None measures these images as
+    nanomaggies (the simulator's unit). `source_pixel_scale_arcsec`: the scale of the images ingest
+    read, where it resampled them (an upload of an original file is assumed to be at that scale)."""
     path = Path(path)
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[1] != len(bands):
         raise SurveyError(f"{path}: images must be (N, {len(bands)}, H, W), got {images.shape}")
     if images.shape[0] != len(catalog):
         raise SurveyError(f"{path}: {images.shape[0]} images but {len(catalog)} catalog rows")
+    if units is None:
+        units = measure(images, bands, ("nanomaggies",) * len(bands))
+    elif units.bands != tuple(bands):
+        raise UnitsError(f"{path}: units are for bands {units.bands}, the images have {tuple(bands)}")
     tmp = path.with_name(path.name + ".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     # track_times=False keeps the bytes identical for identical inputs (no timestamps in headers).
@@ -50,6 +61,9 @@ def write_shard(
         f.attrs["bands"] = ",".join(bands)
         f.attrs["pixel_scale_arcsec"] = float(pixel_scale_arcsec)
         f.attrs["survey_name"] = survey_name
+        f.attrs["units"] = units.to_attr()
+        if source_pixel_scale_arcsec is not None:
+            f.attrs["source_pixel_scale_arcsec"] = float(source_pixel_scale_arcsec)
         n = images.shape[0]
         f.create_dataset(
             "images", data=images, chunks=(1, *images.shape[1:]) if n else None,
@@ -79,7 +93,7 @@ class NativeSurvey:
             self.paths = sorted(self.root.glob(SHARD_GLOB))
         if not self.paths:
             raise SurveyError(f"{self.root}: no survey shards ({SHARD_GLOB}) found")
-        cats, counts = [], []
+        cats, counts, units = [], [], []
         attrs = None
         for p in self.paths:
             try:
@@ -87,7 +101,9 @@ class NativeSurvey:
                     a = (str(f.attrs["bands"]), float(f.attrs["pixel_scale_arcsec"]), str(f.attrs["survey_name"]))
                     shape = f["images"].shape
                     cols = {k: _read_col(f[k]) for k in f.keys() if k != "images"}
-            except (OSError, KeyError) as e:
+                    units.append(SurveyUnits.from_attr(f.attrs["units"]) if "units" in f.attrs else None)
+                    source_scale = float(f.attrs.get("source_pixel_scale_arcsec", a[1]))
+            except (OSError, KeyError, ValueError) as e:
                 raise UnreadableCutout(str(p), f"not a readable skysift shard ({e})") from e
             if attrs is None:
                 attrs, self.image_shape = a, tuple(shape[1:])
@@ -99,13 +115,27 @@ class NativeSurvey:
         self.bands = tuple(attrs[0].split(","))
         self.pixel_scale_arcsec = attrs[1]
         self.survey_name = attrs[2]
+        self.source_pixel_scale_arcsec = source_scale  # the ingested images' own scale (= pixel scale if not resampled)
         self.catalog = Catalog.concat(cats)
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._files: dict[int, h5py.File] = {}
         self._pid = os.getpid()
+        self._shard_units, self._units = units, None
 
     def __len__(self) -> int:
         return len(self.catalog)
+
+    @property
+    def units(self) -> SurveyUnits:
+        """The survey's units and measured levels (survey.units). Shards written before units were
+        recorded are measured here, on up to MAX_SAMPLE stamps, as nanomaggies."""
+        if self._units is None:
+            if any(u is None for u in self._shard_units):
+                rows = np.linspace(0, len(self) - 1, min(MAX_SAMPLE, len(self))).astype(np.int64)
+                self._units = measure(self.images(np.unique(rows)), self.bands, ("nanomaggies",) * len(self.bands))
+            else:
+                self._units = combine(self._shard_units, np.diff(self._offsets).tolist())
+        return self._units
 
     def _file(self, shard: int) -> h5py.File:
         if self._pid != os.getpid():

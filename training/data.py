@@ -13,21 +13,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from survey.native import NativeSurvey
+from survey.units import RING_PX, border_ring, robust_noise
 
 DEFAULT_FWHM_ARCSEC = 1.3
 
 
-def border_noise_sigma(images: np.ndarray, width: int = 4) -> np.ndarray:
-    """Robust per-band sky noise (N, C) from the stamp's outer ring (1.4826 * MAD), used when the
-    catalog does not record depth."""
-    ring = np.concatenate([
-        images[..., :width, :].reshape(*images.shape[:2], -1),
-        images[..., -width:, :].reshape(*images.shape[:2], -1),
-        images[..., width:-width, :width].reshape(*images.shape[:2], -1),
-        images[..., width:-width, -width:].reshape(*images.shape[:2], -1),
-    ], axis=-1)
-    med = np.nanmedian(ring, axis=-1, keepdims=True)
-    return 1.4826 * np.nanmedian(np.abs(ring - med), axis=-1)
+def border_noise_sigma(images: np.ndarray, width: int = RING_PX) -> np.ndarray:
+    """Robust per-band sky noise (N, C) from the stamp's outer ring (sigma-clipped 1.4826 * MAD),
+    used when the catalog does not record depth; the same measure ingest records (survey.units)."""
+    return robust_noise(border_ring(images, width))[1]
 
 
 class Conditions:

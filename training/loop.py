@@ -29,12 +29,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from encoder.card import ModelCard
 from encoder.model import Encoder
-from encoder.preprocess import PreprocessConfig, preprocess
+from encoder.preprocess import PreprocessConfig, for_survey, preprocess
 from encoder.weights import save_encoder
 
 from . import dist
 from .augment import AugmentSettings, augment, check_geometry, extinction_coeffs
-from .data import EpochBatchSampler, SurveyBatches, border_noise_sigma, make_loader
+from .data import EpochBatchSampler, SurveyBatches, make_loader
 from .errors import RankDivergence, ResumeMismatch
 from .moco import MoCo
 from .monitor import knn_monitor
@@ -49,19 +49,14 @@ RESUME_KEYS = ("backbone", "backbone_kwargs", "small_input", "proj_dim", "proj_h
 AUG_STREAM, SHUFFLE_STREAM = 1, 2
 
 
-def band_scale(ds: SurveyBatches, sample: int = 512) -> tuple[float, ...]:
-    """Median per-band sky noise: where the arcsinh stretch turns from linear to logarithmic."""
-    if ds.conditions.noise is not None:
-        return tuple(float(v) for v in np.median(ds.conditions.noise, axis=0))
-    rows = np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int)
-    return tuple(float(v) for v in np.median(border_noise_sigma(ds.survey.images(rows)), axis=0))
-
-
 def make_card(s: TrainSettings, ds: SurveyBatches, encoder: Encoder) -> ModelCard:
-    pre = PreprocessConfig(
+    """The card, its preprocessing defined on the training survey's recorded units (survey.units)."""
+    units = ds.survey.units
+    pre = for_survey(PreprocessConfig(
         bands=ds.survey.bands, pixel_scale_arcsec=ds.survey.pixel_scale_arcsec,
-        input_size_px=s.augment.crop_size_px, band_scale=band_scale(ds),
-    )
+        input_size_px=s.augment.crop_size_px, band_scale=(1.0,) * len(ds.survey.bands), kind=units.kind,
+        units=tuple(b.units for b in units.per_band),
+    ), units)
     return ModelCard(
         backbone=s.backbone, backbone_kwargs=s.backbone_kwargs, small_input=s.small_input,
         embedding_dim=encoder.embedding_dim, projection_dim=s.proj_dim, projection_hidden=s.proj_hidden,

@@ -8,9 +8,11 @@ green <- r, blue <- g), so that the model card's band check means something.
 
 Pixel values are NOT linear flux: PNG/JPEG carry a display stretch (asinh, sRGB gamma, clipping)
 that cannot be undone without knowing it. Values are scaled to [0, 1] (8-bit / 255, 16-bit /
-65535) and `flux_unit` says "display". An alpha channel is dropped after marking fully transparent
-pixels NaN (no data). The pixel scale comes from the `pixel_scale_arcsec` argument: these formats
-have no WCS.
+65535) and `flux_unit` says "display" (survey.units). An alpha channel is dropped after marking
+fully transparent pixels NaN (no data). Rows are flipped so that row 0 is the bottom of the
+picture, as in FITS and every other skysift array (a picture is drawn top-down). The pixel scale
+comes from the `pixel_scale_arcsec` argument: these formats have no WCS. `image_planes` is the one
+decoder of such pictures: ingest and the service's uploads both use it.
 
 Per object, `read(i)` raises UnreadableCutout (file missing), CorruptFile (truncated or not an
 image), WrongBandCount (channels differ from `bands`) or EmptyStamp; opening raises for a bad CSV.
@@ -78,7 +80,7 @@ class ImageFolder:
         try:
             with Image.open(path) as img:
                 img.load()  # decode now: truncation shows here, not later
-                pixels = _to_planes(img)
+                pixels = image_planes(img)
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise CorruptFile(
                 str(path), f"not a readable PNG/JPEG (truncated or corrupt?): {e}", oid
@@ -104,8 +106,8 @@ class ImageFolder:
             yield self.read(i)
 
 
-def _to_planes(img: Image.Image) -> np.ndarray:
-    """(C, H, W) float32 in [0, 1] from a PIL image of any common mode."""
+def image_planes(img: Image.Image) -> np.ndarray:
+    """(C, H, W) float32 in [0, 1] from a decoded PIL image of any common mode, row 0 at the bottom."""
     if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     arr = np.asarray(img)
@@ -115,8 +117,9 @@ def _to_planes(img: Image.Image) -> np.ndarray:
         arr = arr.astype(np.float32)
     else:
         arr = arr.astype(np.float32) / 255.0
+    arr = arr[::-1]  # drawn top-down; row 0 of a survey array is the bottom (south, north up)
     if arr.ndim == 2:
-        return arr[None]
+        return np.ascontiguousarray(arr[None])
     planes = np.moveaxis(arr, -1, 0)  # (H, W, C) -> (C, H, W)
     if img.mode in ("RGBA", "LA"):
         alpha = planes[-1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from ..cutout import Cutout
@@ -33,20 +34,43 @@ def pad_crop(pixels: np.ndarray, size_px: int, fill: float = np.nan) -> np.ndarr
 def resample(pixels: np.ndarray, from_scale: float, to_scale: float, order: int = 1) -> np.ndarray:
     """Resample (C, H, W) from `from_scale` to `to_scale` arcsec/px, conserving total flux.
 
-    Interpolation (scipy.ndimage.zoom, spline `order`) samples surface brightness; multiplying by
-    (to_scale / from_scale)**2 turns it back into flux per (new, larger or smaller) pixel. NaN
-    pixels spread to their interpolation neighbours. No PSF matching or anti-aliasing: going to a
-    much coarser scale aliases noise; smooth first if that matters.
+    Going to finer pixels interpolates (scipy.ndimage.zoom, spline `order`); going to pixels more
+    than twice as coarse averages the area each new pixel covers (PIL's box filter), which does
+    not alias noise or drop the light between samples, as point sampling of a 424 px stamp shrunk
+    to 64 px would. Either samples surface brightness; multiplying by (to_scale / from_scale)**2
+    turns it back into flux per (new, larger or smaller) pixel. NaN pixels spread to their
+    neighbours. The output side is round(side * from_scale / to_scale), the same for every caller.
     """
-    if from_scale <= 0 or to_scale <= 0:
-        raise ValueError(f"pixel scales must be positive, got {from_scale} -> {to_scale}")
+    if not (0 < from_scale < float("inf") and 0 < to_scale < float("inf")):
+        raise ValueError(f"pixel scales must be positive and finite, got {from_scale} -> {to_scale}")
     if np.isclose(from_scale, to_scale, rtol=1e-6):
         return pixels.astype(np.float32, copy=False)
     factor = from_scale / to_scale
-    zoomed = ndimage.zoom(
-        pixels, (1.0, factor, factor), order=order, mode="nearest", grid_mode=True
-    )
+    if factor < 0.5:
+        c, h, w = pixels.shape
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(p, dtype=np.float32), mode="F").resize(
+            size, Image.Resampling.BOX)) for p in pixels]
+        zoomed = np.stack(planes) if planes else np.empty((0, size[1], size[0]), np.float32)
+    else:
+        zoomed = ndimage.zoom(pixels, (1.0, factor, factor), order=order, mode="nearest", grid_mode=True)
     return (zoomed * (to_scale / from_scale) ** 2).astype(np.float32)
+
+
+def conform(pixels: np.ndarray, from_scale: float, to_scale: float, size_px: int | None,
+            margin_px: int = 4) -> np.ndarray:
+    """The one way a stamp reaches a survey's grid (ingest and upload both call it, so an uploaded
+    copy of an ingested image lands on exactly the same pixels): crop to what `size_px` output
+    pixels cover (plus an interpolation margin, so a large image is never resampled whole), resample
+    from `from_scale` to `to_scale`, then centre pad/crop to size_px (None: keep the resampled size).
+    """
+    if size_px is not None:
+        need = int(np.ceil(size_px * to_scale / from_scale)) + margin_px
+        h, w = pixels.shape[-2:]
+        if h > need or w > need:
+            pixels = pad_crop(pixels, min(max(h, w), need))
+    pixels = resample(pixels, from_scale, to_scale)
+    return pad_crop(pixels, size_px) if size_px is not None else pixels
 
 
 def to_common(cutout: Cutout, size_px: int, pixel_scale_arcsec: float | None = None) -> Cutout:
