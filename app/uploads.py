@@ -52,8 +52,10 @@ from encoder.weights import load_encoder
 from indexer.store import IndexedSurvey
 from survey.readers.errors import CorruptFile, EmptyStamp, LayoutMismatch
 from survey.readers.fits_header import band_names, celestial_wcs, centre_position, pixel_scale
+from survey.readers.image_folder import image_planes
 from survey.readers.resize import conform
 from survey.render import BAND_WEIGHTS
+from survey.units import DISPLAY_UNITS, SurveyUnits
 
 MAX_SIDE_PX = 4096  # per image side, checked from headers before decoding
 MAX_COARSER = 16.0  # an upload may have pixels at most this many times larger than the model's
@@ -215,8 +217,16 @@ def parse_bands(text: str | None) -> tuple[str, ...] | None:
 
 
 def decode_upload(data: bytes, filename: str | None, card: ModelCard, *, pixel_scale_arcsec: float | None = None,
-                  bands: tuple[str, ...] | None = None, max_side_px: int = MAX_SIDE_PX) -> DecodedUpload:
-    """Bytes -> DecodedUpload. Raises the errors listed in the module docstring."""
+                  bands: tuple[str, ...] | None = None, max_side_px: int = MAX_SIDE_PX,
+                  units: SurveyUnits | None = None, source_scale: float | None = None) -> DecodedUpload:
+    """Bytes -> DecodedUpload. Raises the errors listed in the module docstring.
+
+    `units`: the indexed survey's (survey.units). For a survey of display images a PNG/JPEG is read
+    exactly as ingest read its images (survey.readers.image_folder.image_planes), its channels named
+    as ingest named them (units.rgb), and with no pixel scale given it is taken to be at
+    `source_scale`, the scale of the images ingest read: an uploaded copy of an ingested file lands
+    on the very pixels ingest stored.
+    """
     fmt = sniff(data)
     check_name(filename, fmt)
     where = f"upload {filename!r}" if filename else "upload"
@@ -224,6 +234,9 @@ def decode_upload(data: bytes, filename: str | None, card: ModelCard, *, pixel_s
         return _decode_fits(data, where, card, pixel_scale_arcsec, bands, max_side_px)
     if fmt == "npy":
         return _decode_npy(data, where, card, pixel_scale_arcsec, bands, max_side_px)
+    if units is not None and units.kind == "display":
+        return _decode_display_image(data, fmt, where, card, pixel_scale_arcsec, bands, max_side_px, units,
+                                     source_scale)
     return _decode_image(data, fmt, where, card, pixel_scale_arcsec, bands, max_side_px)
 
 
@@ -388,9 +401,8 @@ def _decode_npy(data: bytes, where: str, card: ModelCard, given_scale: float | N
     return DecodedUpload(pixels, "npy", dims3, bands, scale, source, "linear", notes=notes)
 
 
-def _decode_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_scale: float | None,
-                  given_bands: tuple[str, ...] | None, max_side_px: int) -> DecodedUpload:
-    notes: list[str] = []
+def _open_image(data: bytes, fmt: Format, where: str, max_side_px: int) -> Image.Image:
+    """A decoded PIL image, its size checked from the header before decoding."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are checked below
         try:
@@ -400,13 +412,51 @@ def _decode_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_s
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
             raise CorruptFile(where, f"not a readable {fmt.upper()} image (truncated or corrupt?): {e}") from e
         w, h = img.size
-        n_channels = len(img.getbands())
-        _check_dims((n_channels, h, w), where, max_side_px)
+        _check_dims((len(img.getbands()), h, w), where, max_side_px)
         try:
             img.load()  # decode now: truncation shows here
-            rgb, alpha = _display_planes(img)
         except Exception as e:  # PIL raises OSError/ValueError/SyntaxError/zlib.error/struct.error
             raise CorruptFile(where, f"not a readable {fmt.upper()} image (truncated or corrupt?): {e}") from e
+        return img
+
+
+def _decode_display_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_scale: float | None,
+                          given_bands: tuple[str, ...] | None, max_side_px: int, units: SurveyUnits,
+                          source_scale: float | None) -> DecodedUpload:
+    """A PNG/JPEG for a survey of display images: the pixels ingest would have stored."""
+    notes: list[str] = []
+    img = _open_image(data, fmt, where, max_side_px)
+    n_channels = len(img.getbands())
+    try:
+        planes = image_planes(img)
+    except Exception as e:  # an unusual mode PIL cannot convert
+        raise CorruptFile(where, f"not a readable {fmt.upper()} image: {e}") from e
+    full = max(DISPLAY_UNITS.get(u.units.lower(), 1.0) for u in units.per_band)
+    if full != 1.0:
+        planes = planes * np.float32(full)
+    named = given_bands or (units.rgb if units.rgb and len(units.rgb) == planes.shape[0] else None)
+    bands, order = _match_bands(named, planes.shape[0], card, where, notes)
+    pixels = np.ascontiguousarray(planes[order], dtype=np.float32)
+    if given_scale is None and source_scale is not None:
+        scale, source = source_scale, "assumed"
+        notes.append(f"no pixel_scale_arcsec given; assumed {source_scale:g} arcsec/px, the scale of the images "
+                     f"this survey was ingested from")
+    else:
+        scale, source = _scale(None, "header", given_scale, where, card, notes, required=False)
+    notes.append(f"{fmt.upper()} values read as display values, as this survey's images were ingested")
+    return DecodedUpload(pixels, fmt, (n_channels, *planes.shape[1:]), bands, scale, source, "display", notes=notes)
+
+
+def _decode_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_scale: float | None,
+                  given_bands: tuple[str, ...] | None, max_side_px: int) -> DecodedUpload:
+    notes: list[str] = []
+    img = _open_image(data, fmt, where, max_side_px)
+    w, h = img.size
+    n_channels = len(img.getbands())
+    try:
+        rgb, alpha = _display_planes(img)
+    except Exception as e:  # an unusual mode PIL cannot convert
+        raise CorruptFile(where, f"not a readable {fmt.upper()} image (truncated or corrupt?): {e}") from e
     flux = _invert_lupton(rgb)  # (C, H, W) in display-channel order R,G,B (or one grey plane)
     if alpha is not None:
         flux[:, alpha == 0] = np.nan
@@ -529,6 +579,7 @@ class EncoderCache:
                 return self._items[store.dir]
             encoder, card = load_encoder(store.encoder_dir)
             store.check_encoder(card.weights_sha256)
+            card = card.for_survey(store.units)  # normalise uploads in the indexed survey's units
             self._items[store.dir] = (encoder, card)
             while len(self._items) > self.max_versions:
                 self._items.popitem(last=False)

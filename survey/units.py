@@ -108,7 +108,8 @@ def parse_units(text: str | None, n_bands: int, default: str) -> tuple[str, ...]
     if len(names) == 1:
         return names * n_bands
     if len(names) != n_bands:
-        raise UnitsError(f"units {text!r} names {len(names)} unit(s) for {n_bands} band(s); pass one for all or one per band")
+        raise UnitsError(f"units {text!r} names {len(names)} unit(s) for {n_bands} band(s); "
+                         "pass one for all or one per band")
     return names
 
 

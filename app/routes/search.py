@@ -211,7 +211,8 @@ def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form
     encoder, card = uploads.encoders.get(store)
     where = f"upload {filename!r}" if filename else "upload"
     up = uploads.decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
-                               bands=uploads.parse_bands(form.bands), max_side_px=max_side_px)
+                               bands=uploads.parse_bands(form.bands), max_side_px=max_side_px,
+                               units=store.units, source_scale=store.source_pixel_scale_arcsec)
     pixels = uploads.to_model_grid(up, card, uploads.stamp_size(store, card), where)
     hits = store.search_vector(uploads.embed_upload(encoder, card, pixels), k, filters)
     query = UploadQuery(
