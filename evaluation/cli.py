@@ -90,11 +90,6 @@ def evaluate(
     gallery_queries: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Measure the representation on ground truth: probe vs CNN, photo-z, lenses, anomalies, retrieval."""
-    from pydantic import ValidationError
-
-    from indexer.errors import ArtifactError
-
-    from .errors import EvaluationError
     from .evaluate import evaluate as run
     from .settings import EvaluateSettings
 
@@ -128,20 +123,13 @@ def evaluate(
         "copy_queries": copy_queries,
         "gallery_queries": gallery_queries,
     }
-    try:
-        s = EvaluateSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as e:
-        console.print(f"[red]bad settings:[/red] {e}")
-        raise typer.Exit(2) from e
+    # Bad settings (exit 2) and named errors (exit 1) end the command with one line: skysift/errors.py.
+    s = EvaluateSettings(**{k: v for k, v in given.items() if v is not None})
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    try:
-        report = run(s, command=_command(given, threads), log=console.print)
-    except (EvaluationError, ArtifactError) as e:
-        console.print(f"[red]cannot evaluate:[/red] {e}")
-        raise typer.Exit(1) from e
+    report = run(s, command=_command(given, threads), log=console.print)
     for t in report["targets"]:
         mark = {True: "[green]met   [/green]", False: "[red]missed[/red]", None: "n/a   "}[t["met"]]
         value = "n/a" if t["value"] is None else f"{t['value']:.4g}"

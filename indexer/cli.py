@@ -20,7 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Column, Table
 
 from . import artifacts
-from .errors import ArtifactError
 from .settings import IndexSettings
 
 console = Console()
@@ -115,11 +114,7 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
 def publish(stage: Annotated[Path, typer.Option(help="a staged build (building/<job>/stage)")],
             artifacts_root: ArtifactsOpt = Path("artifacts")) -> None:
     """Validate a staged build (files, hashes, counts) and make it current (atomic; safe to re-run)."""
-    try:
-        version = artifacts.publish(artifacts_root, stage)
-    except ArtifactError as e:
-        console.print(f"[red]not published:[/red] {e}")
-        raise typer.Exit(1) from e
+    version = artifacts.publish(artifacts_root, stage)  # a refusal ends `skysift publish` with one line, exit 1
     console.print(f"published {version}; current -> versions/{version}")
 
 
@@ -129,15 +124,11 @@ def versions(artifacts_root: ArtifactsOpt = Path("artifacts"),
              to: Annotated[str | None, typer.Option(help="with --rollback: this version")] = None,
              remove: Annotated[str | None, typer.Option(help="delete this (non-current) version")] = None) -> None:
     """List versions; roll back; remove an old version explicitly."""
-    try:
-        if rollback:
-            console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
-        if remove:
-            artifacts.remove_version(artifacts_root, remove)
-            console.print(f"removed {remove}")
-    except ArtifactError as e:
-        console.print(f"[red]refused:[/red] {e}")
-        raise typer.Exit(1) from e
+    if rollback:
+        console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
+    if remove:
+        artifacts.remove_version(artifacts_root, remove)
+        console.print(f"removed {remove}")
     rows = artifacts.list_versions(artifacts_root)
     # version names are what one types into --to / --remove: never truncate them
     width = max([len(v["version"]) for v in rows] + [7])

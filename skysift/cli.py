@@ -20,12 +20,13 @@ import indexer.cli  # noqa: E402
 import survey.cli  # noqa: E402
 import training.cli  # noqa: E402
 
-from . import demo  # noqa: E402
+from . import demo, errors  # noqa: E402
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Self-supervised similarity search for sky surveys.")
 for module in (survey.cli, training.cli, indexer.cli, evaluation.cli, app.cli, demo):
     module.register(cli)
+errors.install(cli)  # --debug, and one line naming the flag (exit 1, bad usage 2) instead of a traceback
 
 
 def main() -> None:

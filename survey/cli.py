@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,8 +39,7 @@ def simulate(
 
 def ingest(
     source: Annotated[Path, typer.Argument(help="file or folder to read")],
-    kind: Annotated[str, typer.Option(click_type=click.Choice(["stein", "hayat", "fits", "images", "mosaic"]),
-                                      help="the input's layout")],
+    kind: Annotated[Literal["stein", "hayat", "fits", "images", "mosaic"], typer.Option(help="the input's layout")],
     out: Annotated[Path, typer.Option("--out", help="folder for the native shards")],
     catalog: Annotated[
         Path | None, typer.Option(help="GalSim catalog (fits), CSV (images), source list (mosaic)")
