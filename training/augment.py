@@ -28,11 +28,16 @@ band to its drawn target depth.
     views = augment(images, ebv=ebv, psf_fwhm_arcsec=psf, noise_sigma=sigma,
                     coeffs=extinction_coeffs("grz"), pixel_scale_arcsec=0.262,
                     settings=AugmentSettings(), generator=g)
+
+Extinction coefficients exist for the common filters (``EXTINCTION``: SDSS, DECam, HSC, LSST,
+Euclid); ``extinction_coeffs`` raises ``UnknownBands`` for any other band, and training then runs
+without the reddening augmentation.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,11 +46,45 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
-# A_band / E(B-V) (Schlafly & Finkbeiner 2011, R_V = 3.1), as the Legacy Surveys use for
-# MW_TRANSMISSION; the same numbers as Stein et al.'s transmission exponents (-0.4 * A/E).
-DECALS_EXTINCTION: dict[str, float] = {"g": 3.214, "r": 2.165, "z": 1.211}
-# The SDSS ugriz values of Schlafly & Finkbeiner 2011 Table 6.
-SDSS_EXTINCTION: dict[str, float] = {"u": 4.239, "g": 3.303, "r": 2.285, "i": 1.698, "z": 1.263}
+# A_band / E(B-V) per photometric system, for E(B-V) on the SFD scale (the `ebv` catalogue column of
+# the Legacy Surveys, SDSS, HSC), R_V = 3.1: the recipe of Schlafly & Finkbeiner 2011 (SF11, ApJ 737,
+# 103) Table 6 (Fitzpatrick 1999 curve, a 7000 K source spectrum, SFD's E(B-V) rescaled by 0.86).
+EXTINCTION: dict[str, dict[str, float]] = {
+    # Legacy Surveys / DES: SF11 recomputed for the DECam passbands by E. Schlafly (2014), what the
+    # Legacy Surveys use for MW_TRANSMISSION (legacypipe's SFDMap) and Stein et al.'s transmission
+    # exponents (-0.4 * A/E). SF11's own Table 6 DES row is g 3.237, r 2.176, i 1.595, z 1.217, Y 1.058.
+    # (DECam u, 3.995 there, is left out so that a plain ugriz survey reads as SDSS.)
+    "decam": {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211, "Y": 1.064},
+    "sdss": {"u": 4.239, "g": 3.303, "r": 2.285, "i": 1.698, "z": 1.263},  # SF11 Table 6
+    # HSC-SSP: the LSST pipelines' obs_subaru config/extinctionCoeffs.py (M. Tanaka, NAOJ); SF11 has
+    # no HSC row. Our own SF11-recipe calculation (Euclid note below) agrees within 1 %.
+    "hsc": {"g": 3.240, "r": 2.276, "i": 1.633, "z": 1.263, "y": 1.075},
+    # SF11 Table 6 (the LSST filter curves of 2011). rubin_sim's DustValues (4.76, 3.66, 2.70, 2.05,
+    # 1.59, 1.31: CCM89, flat spectrum) are 13-20 % higher and not per SFD E(B-V): do not mix them in.
+    "lsst": {"u": 4.145, "g": 3.237, "r": 2.273, "i": 1.684, "z": 1.323, "y": 1.088},
+    # Euclid I_E (VIS), Y_E, J_E, H_E: no published SF11-style coefficient found, so computed here
+    # (not a literature value): Fitzpatrick 1999 R_V = 3.1 through speclite's Euclid-VIS/Y/J/H
+    # passbands for a 7000 K blackbody, times 0.884, the median ratio of SF11 Table 6 to the same
+    # calculation over its SDSS, DES and LSST rows and the HSC row above (21 filters, ratios 0.874 to
+    # 0.894, so about +-1 %). VIS is broad (550-900 nm), so its coefficient depends on the source:
+    # 1.80 for a 5000 K and 1.92 for a 10000 K spectrum; Y/J/H move by < 1 %.
+    "euclid": {"VIS": 1.87, "Y": 0.92, "J": 0.63, "H": 0.42},
+}
+# Other spellings of a system in a qualified band name ("des_g", "rubin-y", "HSC-I"); lower case.
+SYSTEM_ALIASES: dict[str, str] = {
+    "decam": "decam", "des": "decam", "decals": "decam", "ls": "decam", "legacy": "decam",
+    "sdss": "sdss", "hsc": "hsc", "lsst": "lsst", "rubin": "lsst", "euclid": "euclid", "nisp": "euclid",
+}
+# Other names of a system's bands: Euclid's own I_E, Y_E, J_E, H_E.
+BAND_ALIASES: dict[str, dict[str, str]] = {"euclid": {"I_E": "VIS", "IE": "VIS", "Y_E": "Y", "J_E": "J", "H_E": "H"}}
+# Plain band names ("g", "VIS") are read as the first system in this order that has every plain band
+# of the survey: grz, griz and grizY -> DECam (Legacy Surveys, DES), ugriz -> SDSS, grizy -> HSC,
+# ugrizy -> LSST, VIS/Y/J/H -> Euclid. Exact case is tried first, then case-insensitive ("vis",
+# "G,R,Z"); within one system no two bands differ only in case, so that is never ambiguous. Bands of
+# mixed systems must be qualified: "decam_g", "euclid_VIS" (separator _, -, :, . or space).
+PLAIN_NAME_ORDER: tuple[str, ...] = ("decam", "sdss", "hsc", "lsst", "euclid")
+DECALS_EXTINCTION: dict[str, float] = EXTINCTION["decam"]
+SDSS_EXTINCTION: dict[str, float] = EXTINCTION["sdss"]
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
 KERNEL_RADIUS_SIGMAS = 4.0  # a Gaussian kernel truncated at 4 sigma keeps 99.99 % of the flux
@@ -115,16 +154,101 @@ def check_geometry(settings: AugmentSettings, input_size_px: int | tuple[int, in
         )
 
 
-def extinction_coeffs(bands: Sequence[str], table: Mapping[str, float] | None = None) -> Tensor:
-    """A_band / E(B-V) for ``bands`` (e.g. ``"grz"`` or ``["g", "r", "z"]``) as float32 (C,).
+class UnknownBands(KeyError):
+    """Bands with no known A_band / E(B-V): the reddening augmentation cannot be applied."""
 
-    ``table`` defaults to ``DECALS_EXTINCTION``; pass ``SDSS_EXTINCTION`` for ugriz data.
+    def __str__(self) -> str:  # KeyError's str() is the repr of its argument: show the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _band_list(bands: Sequence[str] | str) -> list[str]:
+    """A string is one letter per band ("grz") unless it holds commas ("VIS,Y,J,H")."""
+    if isinstance(bands, str):
+        return [b.strip() for b in bands.split(",")] if "," in bands else list(bands)
+    return [str(b) for b in bands]
+
+
+def _lookup(system: str, band: str, fold: bool) -> str | None:
+    """The key of `band` in EXTINCTION[system] (through BAND_ALIASES), or None."""
+    names = {**{k: k for k in EXTINCTION[system]}, **BAND_ALIASES.get(system, {})}
+    if band in names:
+        return names[band]
+    if fold:
+        hits = {v for k, v in names.items() if k.lower() == band.lower()}
+        if len(hits) == 1:
+            return hits.pop()
+    return None
+
+
+def _known() -> str:
+    return "; ".join(f"{sys} {','.join(t)}" for sys, t in EXTINCTION.items())
+
+
+def _plain_system(names: list[str]) -> tuple[str, list[str]] | None:
+    """The first system of PLAIN_NAME_ORDER with every name (exact case, then folded), and the keys."""
+    for fold in (False, True):
+        for system in PLAIN_NAME_ORDER:
+            keys = [_lookup(system, n, fold) for n in names]
+            if all(k is not None for k in keys):
+                return system, [k for k in keys if k is not None]
+    return None
+
+
+def resolve_bands(bands: Sequence[str] | str) -> list[tuple[str, str]]:
+    """(system, band) of each band, e.g. ["g", "r", "z"] -> [("decam", "g"), ("decam", "r"), ...].
+
+    A qualified name ("hsc_i", "LSST-y", "euclid_vis") names its system; the plain names are read
+    together as the first system of PLAIN_NAME_ORDER that has all of them (exact case first, then
+    case-insensitive). Raises UnknownBands naming the bands that cannot be resolved.
     """
-    table = DECALS_EXTINCTION if table is None else table
-    unknown = [b for b in bands if b not in table]
+    names = _band_list(bands)
+    out: dict[int, tuple[str, str]] = {}
+    unknown: list[str] = []
+    plain: list[int] = []
+    for i, name in enumerate(names):
+        m = re.fullmatch(r"([A-Za-z0-9]+)[_\-:. ](.+)", name.strip())
+        system = SYSTEM_ALIASES.get(m.group(1).lower()) if m else None
+        if system is None:
+            plain.append(i)
+            continue
+        key = _lookup(system, m.group(2), fold=True)
+        if key is None:
+            unknown.append(name)
+        else:
+            out[i] = (system, key)
+    if plain:
+        found = _plain_system([names[i] for i in plain])
+        if found is not None:
+            out.update({i: (found[0], k) for i, k in zip(plain, found[1], strict=True)})
+        else:
+            alone = [names[i] for i in plain if not any(_lookup(sys, names[i], True) for sys in EXTINCTION)]
+            if not alone:
+                raise UnknownBands(
+                    f"no extinction coefficients for band(s) {[names[i] for i in plain]} together: each is "
+                    f"known, but no one system has them all; qualify them with their system, e.g. "
+                    f"'decam_g', 'euclid_VIS' (known: {_known()})"
+                )
+            unknown += alone
     if unknown:
-        raise KeyError(f"no extinction coefficient for band(s) {unknown}; known: {sorted(table)}")
-    return torch.tensor([table[b] for b in bands], dtype=torch.float32)
+        raise UnknownBands(f"no extinction coefficient for band(s) {unknown}; known: {_known()} "
+                           "(qualify a band with its system, e.g. 'hsc_i', to pick one)")
+    return [out[i] for i in range(len(names))]
+
+
+def extinction_coeffs(bands: Sequence[str] | str, table: Mapping[str, float] | None = None) -> Tensor:
+    """A_band / E(B-V) for ``bands`` (e.g. ``"grz"``, ``["VIS"]``, ``["hsc_i", "hsc_z"]``), float32 (C,).
+
+    Without ``table`` the bands are resolved by ``resolve_bands`` (grz -> the Legacy Surveys' DECam
+    values); with one (e.g. ``SDSS_EXTINCTION``) they are looked up in it as they are. Raises
+    ``UnknownBands`` (a KeyError) for a band with no coefficient.
+    """
+    names = _band_list(bands)
+    if table is None:
+        return torch.tensor([EXTINCTION[sys][b] for sys, b in resolve_bands(names)], dtype=torch.float32)
+    unknown = [b for b in names if b not in table]
+    if unknown:
+        raise UnknownBands(f"no extinction coefficient for band(s) {unknown}; known: {sorted(table)}")
+    return torch.tensor([table[b] for b in names], dtype=torch.float32)
 
 
 def extinction_factor(ebv: Tensor, coeffs: Tensor) -> Tensor:
