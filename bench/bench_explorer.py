@@ -87,7 +87,7 @@ def build_tiny_version(where: Path, seed: int) -> Path:
     run = where / "run"
     run.mkdir()
     weights = train(TrainSettings(
-        survey=survey, out_dir=run, epochs=1, max_steps=4, batch_size=32, queue_size=256,
+        survey=survey, out_dir=run, epochs=1, max_steps=4, batch_size=32, queue_size=128,
         backbone_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, proj_hidden=64, proj_dim=32,
         augment=AugmentSettings(crop_size_px=32), workers=0, monitor_size=64, device="cpu",
         produced_by="bench/bench_explorer.py"))

@@ -29,7 +29,7 @@ def tiny_encoder(tiny_survey: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from training.settings import TrainSettings
 
     run = tmp_path_factory.mktemp("run")
-    s = TrainSettings(survey=tiny_survey, out_dir=run, epochs=1, max_steps=4, batch_size=32, queue_size=256,
+    s = TrainSettings(survey=tiny_survey, out_dir=run, epochs=1, max_steps=4, batch_size=32, queue_size=128,
                       backbone_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, proj_hidden=64, proj_dim=32,
                       augment=AugmentSettings(crop_size_px=32), workers=0, monitor_size=64, device="cpu",
                       produced_by="tests/conftest.py tiny_encoder")

@@ -30,10 +30,13 @@ def train(
     backbone: Annotated[str, typer.Option(help="timm model name")] = "resnet18",
     backbone_kwargs: Annotated[str | None, typer.Option(help="JSON kwargs for the timm model")] = None,
     epochs: int = 8,
-    batch_size: Annotated[int, typer.Option(help="per process")] = 128,
+    batch_size: Annotated[int | None, typer.Option(
+        help="per process; default: fits the survey (2^k <= N/8 per process, 2 to 128)")] = None,
     proj_dim: Annotated[int, typer.Option(help="projection (loss) dimension")] = 128,
     proj_hidden: Annotated[int, typer.Option(help="projection head hidden width")] = 512,
-    queue_size: int = 4096,
+    queue_size: Annotated[int | None, typer.Option(
+        help="MoCo queue K, a multiple of the global batch, at most N minus one global batch; "
+             "default: fits the survey (<= min(4096, N/4))")] = None,
     momentum: float = 0.99,
     temperature: float = 0.2,
     lr_per_256: Annotated[float, typer.Option(help="SGD learning rate per 256 images")] = 0.03,

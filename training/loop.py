@@ -14,6 +14,7 @@ reaches the same weights, bit for bit on the same machine, as a run that was nev
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -33,14 +34,15 @@ from encoder.preprocess import PreprocessConfig, for_survey, preprocess
 from encoder.weights import save_encoder
 
 from . import dist
-from .augment import AugmentSettings, augment, check_geometry, extinction_coeffs
+from .augment import AugmentSettings, UnknownBands, augment, check_geometry, extinction_coeffs, resolve_bands
 from .data import EpochBatchSampler, SurveyBatches, make_loader
 from .errors import RankDivergence, ResumeMismatch
 from .moco import MoCo
 from .monitor import knn_monitor
-from .settings import TrainSettings
+from .settings import TrainSettings, resolve_sizes
 
 CHECKPOINT = "checkpoint.pt"
+logger = logging.getLogger("skysift.train")
 METRICS = "metrics.jsonl"
 # Settings that shape the trajectory: a checkpoint only continues a run that agrees on all of them.
 RESUME_KEYS = ("backbone", "backbone_kwargs", "small_input", "proj_dim", "proj_hidden", "queue_size", "momentum",
@@ -64,6 +66,36 @@ def make_card(s: TrainSettings, ds: SurveyBatches, encoder: Encoder) -> ModelCar
         training={"settings": s.model_dump(mode="json"),
                   "data": {"survey": str(s.survey), "survey_name": ds.survey.survey_name, "n_objects": len(ds)}},
     )
+
+
+def reddening(s: TrainSettings, ds: SurveyBatches) -> tuple[TrainSettings, Tensor, dict[str, Any]]:
+    """The reddening augmentation this survey allows: (settings, coeffs (C,), what the card records).
+
+    Re-reddening needs the catalogue's E(B-V) (to de-redden first) and A_band / E(B-V) for every band
+    (augment.EXTINCTION). Without either it is switched off for the run, in the settings that the
+    checkpoint and the card keep, with one note that rank 0 logs and the card's training section keeps.
+    """
+    bands = ds.survey.bands
+    zeros = torch.zeros(len(bands))
+    if not s.augment.redden:
+        return s, zeros, {}
+    why = None
+    if "ebv" not in ds.survey.catalog:
+        why = "the survey has no `ebv` column, so its images cannot be de-reddened first"
+    else:
+        try:
+            systems = resolve_bands(bands)
+        except UnknownBands as e:
+            why = str(e)
+    if why is not None:
+        note = f"reddening augmentation off: {why}"
+        if dist.rank() == 0:
+            logger.warning(note)
+        off = s.model_copy(update={"augment": s.augment.model_copy(update={"redden": False})})
+        return off, zeros, {"notes": [note]}
+    coeffs = extinction_coeffs(bands)
+    return s, coeffs, {"extinction": {b: {"filter": f"{sys}_{key}", "a_over_ebv": round(float(c), 4)}
+                                      for b, (sys, key), c in zip(bands, systems, coeffs, strict=True)}}
 
 
 def lr_at(step: int, total: int, base: float, s: TrainSettings) -> float:
@@ -168,16 +200,19 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     kind = "cuda" if (s.device == "auto" and torch.cuda.is_available()) or s.device == "cuda" else "cpu"
     device = dist.setup(kind)
     rank, world = dist.rank(), dist.world_size()
-    if s.queue_size % (s.batch_size * world):
-        raise ValueError(f"queue_size {s.queue_size} is not a multiple of the global batch {s.batch_size * world}")
     torch.manual_seed(s.seed + rank)  # model init; DDP then broadcasts rank 0's weights and buffers
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     ds = SurveyBatches(s.survey)
+    # Batch and queue fitted to the survey where not given, and the reddening the survey allows: the
+    # resolved settings are what the checkpoint keeps and a resumed run is compared with.
+    s = resolve_sizes(s, len(ds), world)
+    s, coeffs, red = reddening(s, ds)
     check_geometry(s.augment, ds.survey.image_shape[-2:])
     model, opt = build_moco(s, len(ds.survey.bands), device)
     card = make_card(s, ds, model.encoder_q)
+    card.training.update(red)
     use_bf16 = s.precision == "bf16" or (s.precision == "auto" and device.type == "cuda")
     channels_last = s.channels_last and device.type == "cuda"
     aug_gen = torch.Generator(device=device).manual_seed(stream_seed(s.seed, rank, AUG_STREAM))
@@ -210,7 +245,7 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     if dist.is_dist():  # syncs rank 0's weights and buffers (encoders, queue) to every rank at construction
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     step_fn = torch.compile(net) if s.compile else net
-    coeffs = extinction_coeffs(ds.survey.bands).to(device)
+    coeffs = coeffs.to(device)
     monitor = _monitor_set(ds, s.monitor_size) if rank == 0 else None
     log = _open_metrics(out / METRICS, step if resumed else None) if rank == 0 else None
 

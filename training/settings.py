@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,6 +10,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .augment import AugmentSettings
+
+MAX_AUTO_BATCH = 128  # per process
+MAX_AUTO_QUEUE = 4096
+
+
+class QueueTooLarge(ValueError):
+    """--queue-size holds more keys than the survey has objects besides one global batch."""
 
 
 class TrainSettings(BaseSettings):
@@ -24,7 +32,8 @@ class TrainSettings(BaseSettings):
     proj_hidden: int = 512
     # K; Stein et al. used 65,536 on 1.7M galaxies. Keep it well below the number of training
     # objects: a queue holding most of the survey makes an object's own earlier keys negatives.
-    queue_size: int = 4096
+    # None = fit the survey (resolve_sizes): the largest multiple of the global batch <= min(4096, N/4).
+    queue_size: int | None = None
     momentum: float = 0.99  # m; 0.996 in Stein et al. for long runs
     temperature: float = 0.2  # T
     optimizer: Literal["sgd"] = "sgd"
@@ -35,7 +44,7 @@ class TrainSettings(BaseSettings):
     sgd_momentum: float = 0.9
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = 0
-    batch_size: int = 128  # per process
+    batch_size: int | None = None  # per process; None = fit the survey: min(128, 2^k <= N / 8 per process), >= 2
     epochs: int = Field(8, ge=1)
     # Stop after this many steps (tests, smoke runs, a planned interruption). The learning-rate
     # schedule still spans `epochs`, so a run stopped at N and resumed continues the same curve.
@@ -55,9 +64,11 @@ class TrainSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TrainSettings:
-        if self.batch_size < 2:
+        if self.batch_size is not None and self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (MoCo needs negatives)")
-        if self.queue_size % self.batch_size:
+        if self.queue_size is not None and self.queue_size < 1:
+            raise ValueError("queue_size must be >= 1")
+        if self.queue_size is not None and self.batch_size is not None and self.queue_size % self.batch_size:
             raise ValueError(
                 f"queue_size ({self.queue_size}) must be a multiple of batch_size ({self.batch_size}) times "
                 "the number of processes, so the queue pointer cycles cleanly"
@@ -67,3 +78,39 @@ class TrainSettings(BaseSettings):
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
         return self
+
+
+def resolve_sizes(s: TrainSettings, n_objects: int, world: int = 1) -> TrainSettings:
+    """`s` with batch_size and queue_size fixed for a survey of `n_objects` and `world` processes.
+
+    Left at None they fit the survey: batch = the largest power of two <= N / (8 * world), between
+    2 and 128 per process; queue = the largest multiple of the global batch (batch * world) <=
+    min(4096, N / 4), at least one global batch. A 6,000-object survey gets batch 128 and queue 1408;
+    20,000 or more objects get 128 and 4096 (the old fixed defaults). Given values are kept, but a
+    queue that is not a multiple of the global batch is refused (ValueError), and one larger than
+    N minus one global batch raises QueueTooLarge: such a queue can hold keys of the objects in the
+    current batch, so an object's own earlier view becomes its negative.
+    """
+    per_rank = n_objects // world
+    batch = s.batch_size
+    if batch is None:
+        batch = max(2, min(MAX_AUTO_BATCH, 2 ** math.floor(math.log2(per_rank / 8)) if per_rank >= 16 else 2))
+    glob = batch * world
+    queue = s.queue_size
+    if queue is None:
+        queue = max(glob, min(MAX_AUTO_QUEUE, n_objects // 4) // glob * glob)
+    elif queue % glob:
+        raise ValueError(f"queue_size {queue} is not a multiple of the global batch {glob} "
+                         f"({batch} per process x {world} process(es))")
+    room = n_objects - glob
+    if queue > room:
+        why = (f"{n_objects} objects minus one global batch of {glob} leaves {room}, and a larger queue can hold "
+               "keys of the current batch's own objects (from the previous epoch) as their negatives")
+        if s.queue_size is None:
+            raise QueueTooLarge(f"the survey is too small for MoCo: even a queue of one batch ({queue}) does not "
+                                f"fit, as {why}; lower --batch-size or use a larger survey")
+        fits = room // glob * glob
+        hint = (f"use --queue-size {fits} or less, or leave it out (default: fits the survey)" if fits >= glob
+                else "lower --batch-size as well")
+        raise QueueTooLarge(f"--queue-size {queue} is larger than the survey allows: {why}; {hint}")
+    return s.model_copy(update={"batch_size": batch, "queue_size": queue})
