@@ -556,7 +556,8 @@ def to_model_grid(up: DecodedUpload, card: ModelCard, stamp_px: int, where: str 
                         f"the rest is treated as empty sky")
     if not np.isclose(ratio, 1.0, rtol=1e-6):
         up.notes.append(f"resampled from {up.pixel_scale_arcsec:.4g} to {target:g} arcsec/px")
-    pixels = conform(pixels, up.pixel_scale_arcsec, target, stamp_px)  # exactly as ingest does
+    # exactly as ingest does: display values are resampled as they are, flux is conserved
+    pixels = conform(pixels, up.pixel_scale_arcsec, target, stamp_px, conserve_flux=card.preprocess.kind == "flux")
     return pixels
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from astropy.visualization import make_lupton_rgb
 from PIL import Image
 
+from .units import DISPLAY_UNITS, SurveyUnits
+
 # Relative weights that make a typical galaxy look neutral-ish in (z, r, g) -> (R, G, B),
 # in the spirit of the Legacy Survey viewer's g,r,z colour scheme.
 BAND_WEIGHTS = {"u": 2.0, "g": 2.2, "r": 1.3, "i": 1.1, "z": 1.0}
@@ -41,10 +43,29 @@ def to_rgb(pixels: np.ndarray, bands: Sequence[str], stretch: float = 0.5, q: fl
     return np.ascontiguousarray(rgb[::-1])  # FITS row 0 is the bottom (south); images draw top-down
 
 
+def display_rgb(pixels: np.ndarray, bands: Sequence[str], units: SurveyUnits) -> np.ndarray:
+    """(C, H, W) display values (survey.units kind "display") -> (H, W, 3) uint8 as the source image
+    showed them: no second stretch, red/green/blue from the bands ingest read as R,G,B."""
+    full = DISPLAY_UNITS.get(units.per_band[0].units.lower(), 1.0)
+    x = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0) / full
+    if units.rgb and len(units.rgb) == 3 and set(units.rgb) <= set(bands):
+        planes = [x[list(bands).index(b)] for b in units.rgb]
+    elif x.shape[0] == 1:
+        planes = [x[0]] * 3
+    else:
+        planes = [x[-1], x[x.shape[0] // 2], x[0]]
+    rgb = np.clip(np.stack(planes, axis=-1) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(rgb[::-1])  # row 0 is the bottom; images draw top-down
+
+
 def png_bytes(
-    pixels: np.ndarray, bands: Sequence[str], size_px: int | None = None, stretch: float = 0.5, q: float = 8.0
+    pixels: np.ndarray, bands: Sequence[str], size_px: int | None = None, stretch: float = 0.5, q: float = 8.0,
+    units: SurveyUnits | None = None,
 ) -> bytes:
-    img = Image.fromarray(to_rgb(pixels, bands, stretch, q))
+    """PNG of a cutout: Lupton composite of flux, or the display values as they are (units kind display)."""
+    shown = display_rgb(pixels, bands, units) if units is not None and units.kind == "display" else \
+        to_rgb(pixels, bands, stretch, q)
+    img = Image.fromarray(shown)
     if size_px and size_px != img.width:
         img = img.resize(
             (size_px, size_px), Image.Resampling.NEAREST if size_px > img.width else Image.Resampling.LANCZOS

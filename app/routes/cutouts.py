@@ -37,7 +37,8 @@ def cutout_png(
         raise ApiError(422, "invalid_parameter", f"size={size} is above the limit of {settings.max_cutout_px} px")
     row = store.row_of(object_id)
     pixels = store.images([row])[0]
-    return Response(png_bytes(pixels, store.bands, size, stretch, q), media_type="image/png", headers=CACHE)
+    return Response(png_bytes(pixels, store.bands, size, stretch, q, units=store.units), media_type="image/png",
+                    headers=CACHE)
 
 
 @router.get("/cutouts/{object_id:path}.fits", response_class=Response, responses={
@@ -62,7 +63,7 @@ def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
     rec = store.record(row)
     c, h, w = store.manifest["survey"].get("image_shape") or store.images([row])[0].shape
     scale_deg = store.pixel_scale_arcsec / 3600.0
-    unit = store.manifest["survey"].get("flux_unit", "nanomaggy")
+    unit = ",".join(sorted({b.units for b in store.units.per_band})) if store.units else "nanomaggy"
     hdr = fits.Header()
     cards: list[tuple[str, object, str]] = [
         ("WCSAXES", 2, "celestial axes; axis 3 is the band"),
@@ -73,7 +74,7 @@ def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
         ("CRPIX1", (w + 1) / 2.0, "stamp centre (1-based)"), ("CRPIX2", (h + 1) / 2.0, "stamp centre (1-based)"),
         ("CDELT1", -scale_deg, "[deg/px] east left"), ("CDELT2", scale_deg, "[deg/px] north up"),
         ("RADESYS", "ICRS", ""),
-        ("BUNIT", unit, "linear flux per pixel"),
+        ("BUNIT", unit, "pixel units (survey units record)"),
         ("PIXSCALE", store.pixel_scale_arcsec, "[arcsec/px]"),
         ("OBJECT", _ascii(str(rec["object_id"])), "survey object id"),
         ("BANDS", ",".join(store.bands), "band of each plane, axis 3 order"),
@@ -82,12 +83,21 @@ def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
     cards += [("SURVEY", _ascii(str(store.manifest["survey"].get("name", ""))), ""),
               ("SKYVER", store.version, "skysift index version"),
               ("ORIGIN", "skysift", "")]
+    positioned = bool(np.isfinite(rec["ra"]) and np.isfinite(rec["dec"]))
+    if not positioned:  # FITS has no NaN card values; a celestial WCS without a centre would lie
+        cards = [c for c in cards if c[0] not in _CELESTIAL_KEYS]
     for key, value, comment in cards:
         hdr[key] = (value, comment)
+    if not positioned:
+        hdr.add_comment("Sky position unknown (ingested without ra/dec): no celestial WCS.")
     hdr.add_comment("Pixels as indexed by skysift; NaN marks pixels without data.")
-    if "flux_unit" not in store.manifest["survey"]:
-        hdr.add_comment("BUNIT assumed (the version's manifest records no flux unit).")
+    if store.units is None:
+        hdr.add_comment("BUNIT assumed (the version's manifest records no units).")
     return hdr
+
+
+_CELESTIAL_KEYS = {"WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2",
+                   "CDELT1", "CDELT2", "RADESYS"}
 
 
 def _ascii(text: str) -> str:

@@ -31,15 +31,17 @@ def pad_crop(pixels: np.ndarray, size_px: int, fill: float = np.nan) -> np.ndarr
     return out
 
 
-def resample(pixels: np.ndarray, from_scale: float, to_scale: float, order: int = 1) -> np.ndarray:
+def resample(pixels: np.ndarray, from_scale: float, to_scale: float, order: int = 1,
+             conserve_flux: bool = True) -> np.ndarray:
     """Resample (C, H, W) from `from_scale` to `to_scale` arcsec/px, conserving total flux.
 
     Going to finer pixels interpolates (scipy.ndimage.zoom, spline `order`); going to pixels more
     than twice as coarse averages the area each new pixel covers (PIL's box filter), which does
     not alias noise or drop the light between samples, as point sampling of a 424 px stamp shrunk
     to 64 px would. Either samples surface brightness; multiplying by (to_scale / from_scale)**2
-    turns it back into flux per (new, larger or smaller) pixel. NaN pixels spread to their
-    neighbours. The output side is round(side * from_scale / to_scale), the same for every caller.
+    turns it back into flux per (new, larger or smaller) pixel; `conserve_flux=False` skips that for
+    values that are not flux (display images: a pixel's value is a brightness on screen). NaN pixels
+    spread to their neighbours. The output side is round(side * from_scale / to_scale) for every caller.
     """
     if not (0 < from_scale < float("inf") and 0 < to_scale < float("inf")):
         raise ValueError(f"pixel scales must be positive and finite, got {from_scale} -> {to_scale}")
@@ -54,11 +56,12 @@ def resample(pixels: np.ndarray, from_scale: float, to_scale: float, order: int 
         zoomed = np.stack(planes) if planes else np.empty((0, size[1], size[0]), np.float32)
     else:
         zoomed = ndimage.zoom(pixels, (1.0, factor, factor), order=order, mode="nearest", grid_mode=True)
-    return (zoomed * (to_scale / from_scale) ** 2).astype(np.float32)
+    area = (to_scale / from_scale) ** 2 if conserve_flux else 1.0
+    return (zoomed * area).astype(np.float32)
 
 
 def conform(pixels: np.ndarray, from_scale: float, to_scale: float, size_px: int | None,
-            margin_px: int = 4) -> np.ndarray:
+            margin_px: int = 4, conserve_flux: bool = True) -> np.ndarray:
     """The one way a stamp reaches a survey's grid (ingest and upload both call it, so an uploaded
     copy of an ingested image lands on exactly the same pixels): crop to what `size_px` output
     pixels cover (plus an interpolation margin, so a large image is never resampled whole), resample
@@ -69,7 +72,7 @@ def conform(pixels: np.ndarray, from_scale: float, to_scale: float, size_px: int
         h, w = pixels.shape[-2:]
         if h > need or w > need:
             pixels = pad_crop(pixels, min(max(h, w), need))
-    pixels = resample(pixels, from_scale, to_scale)
+    pixels = resample(pixels, from_scale, to_scale, conserve_flux=conserve_flux)
     return pad_crop(pixels, size_px) if size_px is not None else pixels
 
 
