@@ -23,8 +23,9 @@ class ObjectRecord(BaseModel):
          "anomaly_score": 0.12, "lens_score": None}]})
 
     object_id: str
-    ra: float
-    dec: float
+    ra: float | None = Field(description="right ascension, degrees ICRS; null when the position is unknown "
+                                         "(ingested without a catalogue)")
+    dec: float | None = Field(description="declination, degrees ICRS; null when the position is unknown")
     row: int
     anomaly_score: float | None = None
     lens_score: float | None = None

@@ -41,8 +41,15 @@ ANOMALY_DESCRIPTIONS = {
 
 
 def healpix_index(ra: np.ndarray, dec: np.ndarray, nside: int) -> np.ndarray:
-    hp = HEALPix(nside=nside, order="nested")
-    return hp.lonlat_to_healpix(ra * u.deg, dec * u.deg).astype(np.int64)
+    """Nested HEALPix pixel of each position; -1 where the position is unknown (ra/dec NaN), so
+    such objects fall in no cone."""
+    ra, dec = np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+    out = np.full(ra.shape, -1, dtype=np.int64)
+    known = np.isfinite(ra) & np.isfinite(dec)
+    if known.any():
+        hp = HEALPix(nside=nside, order="nested")
+        out[known] = hp.lonlat_to_healpix(ra[known] * u.deg, dec[known] * u.deg).astype(np.int64)
+    return out
 
 
 def known_lens_rows(path: Path | None, survey: NativeSurvey) -> np.ndarray:

@@ -74,6 +74,9 @@ class IndexedSurvey:
         m = self.manifest
         self.version: str = m["version"]
         self.catalog = Catalog.from_arrow(pq.read_table(self.dir / "catalog.parquet"))
+        # Objects whose position is unknown (ra/dec NaN, e.g. an image folder without a catalogue)
+        # are in no cone and never the nearest object to a position.
+        self.has_position = np.isfinite(self.catalog["ra"]) & np.isfinite(self.catalog["dec"])
         self.embeddings = np.load(self.dir / "embeddings.npy", mmap_mode="r")
         if len(self.catalog) != m["n_objects"] or self.embeddings.shape != (m["n_objects"], m["embedding_dim"]):
             raise ArtifactMismatch(f"{self.dir}: catalog/embeddings sizes disagree with the manifest")
@@ -203,13 +206,14 @@ class IndexedSurvey:
         p >> 2j. Cones of radius >= CONE_ALL_ROWS_DEG just take every row.
         """
         if radius_deg >= CONE_ALL_ROWS_DEG:
-            return np.arange(len(self))
+            return np.nonzero(self.has_position)[0]
         nside, shift = self.healpix.nside, 0
         while nside > 1 and math.pi * radius_deg**2 > CONE_MAX_PIXELS * (41252.96 / (12 * nside**2)):
             nside, shift = nside // 2, shift + 2
         hp = self.healpix if shift == 0 else HEALPix(nside=nside, order="nested")
         pix = hp.cone_search_lonlat(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg)
-        return np.nonzero(np.isin(np.asarray(self.catalog["healpix"]) >> shift, pix))[0]
+        cand = np.nonzero(np.isin(np.asarray(self.catalog["healpix"]) >> shift, pix))[0]
+        return cand[self.has_position[cand]]  # healpix is -1 for them already; old versions may differ
 
     def cone_mask(self, ra_deg: float, dec_deg: float, radius_deg: float) -> np.ndarray:
         mask = np.zeros(len(self), dtype=bool)
@@ -217,15 +221,20 @@ class IndexedSurvey:
         return mask
 
     def nearest_object(self, ra_deg: float, dec_deg: float) -> tuple[int, float]:
-        """(row, separation in arcsec) of the catalogued object closest to a position."""
+        """(row, separation in arcsec) of the catalogued object closest to a position (objects of
+        unknown position left out); UnknownObject when no object has a position."""
         centre = SkyCoord(ra_deg * u.deg, dec_deg * u.deg)
         for radius in (0.01, 0.1, 1.0, 10.0, 180.0):
             rows, sep = self.cone_rows(ra_deg, dec_deg, radius)
             if len(rows):
                 return int(rows[0]), float(sep[0] * 3600)
-        sep_all = centre.separation(SkyCoord(self.catalog["ra"] * u.deg, self.catalog["dec"] * u.deg)).deg
+        known = np.nonzero(self.has_position)[0]
+        if not len(known):
+            raise UnknownObject(f"any object with a known position (near ra={ra_deg}, dec={dec_deg})")
+        sep_all = centre.separation(SkyCoord(self.catalog["ra"][known] * u.deg,
+                                             self.catalog["dec"][known] * u.deg)).deg
         i = int(np.argmin(sep_all))
-        return i, float(sep_all[i] * 3600)
+        return int(known[i]), float(sep_all[i] * 3600)
 
     def search_vector(self, vector: np.ndarray, k: int, filters: Filters | None = None,
                       exclude: set[int] | None = None) -> list[Neighbour]:

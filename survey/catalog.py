@@ -1,6 +1,9 @@
 """The catalog: one row per object, columns as numpy arrays.
 
 Required columns (DESIGN.md §3): `object_id` (str, unique, stable), `ra` and `dec` (degrees, ICRS).
+An object whose position is unknown (an image folder without a catalogue) has ra and dec both
+NaN; one of them NaN is refused. Downstream code skips such rows in anything positional (HEALPix
+index -1, never in a cone) and shows the position as null.
 Any other column is carried along (redshift, magnitudes, truth labels). A plain dict of equal-length
 arrays keeps the survey package free of a dataframe dependency; `to_arrow`/`from_arrow` convert at
 the edge where Parquet is written.
@@ -36,10 +39,14 @@ class Catalog:
         self.columns["ra"] = np.asarray(self.columns["ra"], dtype=np.float64)
         self.columns["dec"] = np.asarray(self.columns["dec"], dtype=np.float64)
         ra, dec = self.columns["ra"], self.columns["dec"]
-        if n and (np.any(~np.isfinite(ra)) or np.any((ra < 0) | (ra >= 360))):
-            raise CatalogError("ra must be finite and in [0, 360) degrees")
-        if n and (np.any(~np.isfinite(dec)) or np.any(np.abs(dec) > 90)):
-            raise CatalogError("dec must be finite and in [-90, 90] degrees")
+        if n and np.any(np.isnan(ra) != np.isnan(dec)):
+            raise CatalogError("ra and dec must be known together: both numbers, or both NaN (position unknown)")
+        known = ~np.isnan(ra)
+        ra_k, dec_k = ra[known], dec[known]
+        if len(ra_k) and (np.any(~np.isfinite(ra_k)) or np.any((ra_k < 0) | (ra_k >= 360))):
+            raise CatalogError("ra must be finite and in [0, 360) degrees (or NaN with dec: position unknown)")
+        if len(dec_k) and (np.any(~np.isfinite(dec_k)) or np.any(np.abs(dec_k) > 90)):
+            raise CatalogError("dec must be finite and in [-90, 90] degrees (or NaN with ra: position unknown)")
         ids = self.columns["object_id"]
         if len(set(ids.tolist())) != n:
             values, counts = np.unique(ids.astype(str), return_counts=True)

@@ -123,7 +123,11 @@ def nearest_object(store: IndexedSurvey, ra_deg: float, dec_deg: float, radius_a
     ra0, dec0 = np.radians(ra_deg), np.radians(dec_deg)
     ra, dec = np.radians(store.catalog["ra"]), np.radians(store.catalog["dec"])
     hav = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * np.cos(dec0) * np.sin((ra - ra0) / 2) ** 2
+    hav = np.where(np.isfinite(hav), hav, np.inf)  # objects of unknown position (NaN) are never the nearest
     i = int(np.argmin(hav))
+    if not np.isfinite(hav[i]):
+        raise ApiError(404, "no_object_in_radius", "no object of this survey has a known sky position "
+                                                   "(it was ingested without ra/dec); search by object id")
     return i, float(np.degrees(2 * np.arcsin(np.sqrt(min(1.0, hav[i])))) * 3600.0)
 
 

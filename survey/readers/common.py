@@ -1,8 +1,10 @@
-"""Checks every reader shares: finite pixels, unique ids, sane positions, id formatting."""
+"""Checks every reader shares: finite pixels, unique ids, sane (or unknown) positions, id formatting,
+and the sorted recursive listing of a folder's files."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -44,20 +46,48 @@ def check_unique_ids(ids: np.ndarray, source: str) -> None:
     raise DuplicateObjectId(source, f"{len(repeated)} duplicate object id(s): {shown}")
 
 
-def check_positions(ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, source: str) -> np.ndarray:
-    """Return ra wrapped into [0, 360); raise BadPosition naming the first bad object."""
+def check_positions(
+    ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, source: str, *, optional: bool = False
+) -> np.ndarray:
+    """Return ra wrapped into [0, 360); raise BadPosition naming the first bad object.
+
+    `optional=True` (a reader whose inputs may carry no position: an image folder without a
+    catalogue, a CSV without ra/dec) lets a row whose ra AND dec are both NaN through: its position
+    is unknown and stays NaN. Half-known positions, infinities and |dec| > 90 are refused always.
+    """
     ra = np.asarray(ra, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
-    bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
+    unknown = np.isnan(ra) & np.isnan(dec) if optional else np.zeros(ra.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bad = (~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)) & ~unknown
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
+        why = "" if not optional else " (a position may be unknown: ra and dec both empty/NaN)"
         raise BadPosition(
             source,
-            f"ra/dec ({ra[i]}, {dec[i]}) deg is not a sky position "
+            f"ra/dec ({ra[i]}, {dec[i]}) deg is not a sky position{why} "
             f"({int(bad.sum())} object(s) affected)",
             str(ids[i]),
         )
     return np.mod(ra, 360.0)
+
+
+def list_files(root: Path, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """Paths (POSIX, relative to `root`) of the files under `root` and all its sub-folders, sorted.
+
+    `suffixes` keeps only names ending so (case-insensitive, e.g. (".png", ".jpg")). Hidden files
+    and folders (a leading dot: .DS_Store, .git) are skipped. The order is that of the relative
+    path strings, so it is the same on every machine and file system.
+    """
+    root = Path(root)
+    out = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if suffixes is None or path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+            out.append(rel.as_posix())
+    return sorted(out)
 
 
 def int_strings(values: np.ndarray, key: str, source: str) -> np.ndarray:

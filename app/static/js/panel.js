@@ -56,9 +56,12 @@ export class Panel {
     this.el.querySelector("#detail-fits").href = `/api/v1/cutouts/${encodeURIComponent(id)}.fits`;
     this.el.querySelector("#detail-fits").setAttribute("download", `${id.replace(/[^\w.-]+/g, "_")}.fits`);
     const viewer = this.el.querySelector("#detail-viewer");
-    viewer.href = legacyViewerUrl(rec.ra, rec.dec);
-    this.el.querySelector("#detail-position").textContent =
-      `RA ${fmt(rec.ra, 5)}°, Dec ${fmt(rec.dec, 5)}° (${sexagesimal(rec.ra, rec.dec)})`;
+    const placed = rec.ra != null && rec.dec != null;  // null: ingested without a position
+    viewer.hidden = !placed;
+    if (placed) viewer.href = legacyViewerUrl(rec.ra, rec.dec);
+    this.el.querySelector("#detail-position").textContent = placed
+      ? `RA ${fmt(rec.ra, 5)}°, Dec ${fmt(rec.dec, 5)}° (${sexagesimal(rec.ra, rec.dec)})`
+      : "position unknown";
 
     const votesBox = this.el.querySelector("#detail-votes");
     if (votesBox.dataset.for !== id) {
