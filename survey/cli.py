@@ -42,7 +42,9 @@ def ingest(
     kind: Annotated[Literal["stein", "hayat", "fits", "images", "mosaic"], typer.Option(help="the input's layout")],
     out: Annotated[Path, typer.Option("--out", help="folder for the native shards")],
     catalog: Annotated[
-        Path | None, typer.Option(help="GalSim catalog (fits), CSV (images), source list (mosaic)")
+        Path | None,
+        typer.Option(help="GalSim catalog (fits), CSV (images: optional, default <folder>/catalog.csv; without "
+                          "one, ids come from the file paths and positions are unknown), source list (mosaic)"),
     ] = None,
     size_px: Annotated[int | None, typer.Option(help="pad/crop every stamp to this size")] = None,
     pixel_scale_arcsec: Annotated[
@@ -58,11 +60,25 @@ def ingest(
     ] = None,
     units: Annotated[
         str | None,
-        typer.Option(help="pixel units, one or one per band: nanomaggies, nJy, ADU, ... (flux) or "
+        typer.Option(help="pixel units, one or one per band of --bands: nanomaggies, nJy, ADU, ... (flux) or "
                           "display (0-1), display255 (0-255); default: display for images, nanomaggies "
                           "for stein/hayat, flux for FITS"),
     ] = None,
-    bands: Annotated[str | None, typer.Option(help="comma-separated band names")] = None,
+    bands: Annotated[
+        str | None,
+        typer.Option(help="comma-separated names of the input's planes in file order (an RGB image's R,G,B; "
+                          "with --band-files, the bands to assemble, in this order)"),
+    ] = None,
+    out_bands: Annotated[
+        str | None,
+        typer.Option(help="comma-separated bands to write, in this order: a subset or reordering of --bands "
+                          "(e.g. --bands i,r,g --out-bands g,r,i)"),
+    ] = None,
+    band_files: Annotated[
+        str | None,
+        typer.Option(help="images/FITS: one single-band file per band, e.g. '{id}_{band}.fits' or "
+                          "'{band}/{id}.png' (relative to the folder; needs --bands)"),
+    ] = None,
     shard_size: int = 4096,
     overwrite: bool = False,
 ) -> None:
@@ -76,12 +92,14 @@ def ingest(
         shard_size=shard_size,
         size_px=size_px,
         pixel_scale_arcsec=pixel_scale_arcsec,
-        bands=tuple(bands.split(",")) if bands else None,
+        bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
         catalog=catalog,
         overwrite=overwrite,
         units=units,
         source_pixel_scale_arcsec=source_pixel_scale_arcsec,
         fit_px=fit_px,
+        band_files=band_files,
+        out_bands=tuple(b.strip() for b in out_bands.split(",")) if out_bands else None,
     )
     console.print(f"read {report.n_read}, wrote {report.n_written}, rejected {len(report.rejected)} -> {out}")
     console.print(f"  bands {','.join(report.bands)}, units {','.join(report.units)}, "

@@ -7,8 +7,19 @@
 
 Kinds and their readers: "stein" SteinReader, "hayat" HayatReader, "fits" FitsStamps (catalog=
 a GalSim real-galaxy catalog, optional), "images" ImageFolder (catalog= the CSV, default
-<source>/catalog.csv; pixel_scale_arcsec required), "mosaic" Mosaic (catalog= the source CSV,
-required; size_px required).
+<source>/catalog.csv when it exists; without one, every PNG/JPEG under the folder is an object
+named by its relative path, position unknown; pixel_scale_arcsec required), "mosaic" Mosaic
+(catalog= the source CSV, required; size_px required). Folders are searched recursively.
+
+Bands:
+- `bands` names the input's planes in file order (an RGB picture's R, G, B; a FITS cube's planes).
+- `band_files` ("images", "fits"): each object is one single-band file per band, found by a
+  pattern such as "{id}_{band}.fits" or "{band}/{id}.png" (survey.readers.band_files); planes are
+  stacked in the order of `bands` (required then). An object lacking a band is rejected.
+- `out_bands` chooses which of those bands are written, and in which order (a subset or
+  permutation of `bands`): an RGB JPEG read as i,r,g can be written as g,r,i. `units`, one per
+  band, follow `bands` (the input). For display images the units record keeps which bands the
+  source showed as red, green, blue (SurveyUnits.rgb), whatever order is written.
 
 Rules:
 - A whole-input problem (truncated or corrupt file, missing key, wrong band count of an HDF5
@@ -17,9 +28,15 @@ Rules:
 - A problem with one object (NaN-only stamp, an image file missing or corrupt, a source off the
   mosaic, a stamp with other bands) rejects that object: it is recorded in
   `IngestReport.rejected` as (source, object_id, reason) and ingest goes on. A corrupt file in a
-  FITS folder raises (when listed): it may hold any number of objects, which cannot be counted.
+  FITS folder raises (when listed): it may hold any number of objects, which cannot be counted;
+  with band_files a file is one band of one object, so a corrupt one rejects that object, as does
+  a missing band.
 - Nothing is dropped silently: n_read == n_written + len(rejected). The report is also written to
-  <out_dir>/ingest_report.json.
+  <out_dir>/ingest_report.json; its `notes` say in words what was assumed (no catalogue, ids from
+  file names, positions unknown, files that fit no band pattern, units, bands reordered).
+- A position may be unknown (ra and dec both NaN): an image folder without a catalogue, a CSV
+  without ra/dec, band files without WCS. Such objects are indexed and searchable by id and by
+  similarity, and left out of everything positional (survey.catalog).
 - `size_px` centre-crops/pads every stamp (NaN padding, see survey.readers.resize).
   `pixel_scale_arcsec` resamples every stamp to that scale, conserving flux ("stein", "hayat",
   "fits", "mosaic"). For "images", which carry no scale, `source_pixel_scale_arcsec` is the images'
@@ -73,6 +90,7 @@ class IngestReport:
     units: tuple[str, ...] = ()
     source_pixel_scale_arcsec: float = float("nan")
     notes: list[str] = field(default_factory=list)  # what ingest assumed or changed, in words
+    input_bands: tuple[str, ...] = ()  # the input's planes, in file order (bands: those written)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -117,6 +135,8 @@ def ingest(
     units: str | None = None,
     source_pixel_scale_arcsec: float | None = None,
     fit_px: int | None = None,
+    band_files: str | None = None,
+    out_bands: tuple[str, ...] | None = None,
 ) -> IngestReport:
     """Read `source` with the reader for `kind` and write native shards into `out_dir`."""
     if shard_size <= 0 or batch_size <= 0:
@@ -133,19 +153,35 @@ def ingest(
         )
     if kind == "images" and source_pixel_scale_arcsec is None:
         source_pixel_scale_arcsec, pixel_scale_arcsec = pixel_scale_arcsec, None
+    if band_files is not None and kind not in ("images", "fits"):
+        raise ValueError(f"band_files= is for image and FITS folders, not kind {kind!r}")
+    if band_files is not None and not bands:
+        raise ValueError("band_files= needs bands=: the band names, in the order the planes are stacked")
     plan = _plan(source, kind, size_px, pixel_scale_arcsec, bands, catalog, batch_size,
-                 source_pixel_scale_arcsec, fit_px)
-    unit_names = parse_units(units, len(plan.bands), plan.units)
+                 source_pixel_scale_arcsec, fit_px, band_files)
+    try:
+        select, written = _select_bands(plan.bands, out_bands)
+        input_units = parse_units(units, len(plan.bands), plan.units)
+    except BaseException:
+        if plan.close is not None:
+            plan.close()
+        raise
+    unit_names = tuple(input_units[j] for j in select) if select is not None else input_units
     for p in existing:  # only now: a plan that fails leaves the old shards in place
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = IngestReport(
-        str(source), kind, out_dir, bands=plan.bands, pixel_scale_arcsec=plan.pixel_scale_arcsec,
-        units=unit_names, notes=list(plan.notes),
+        str(source), kind, out_dir, bands=written, pixel_scale_arcsec=plan.pixel_scale_arcsec,
+        units=unit_names, notes=list(plan.notes), input_bands=plan.bands,
         source_pixel_scale_arcsec=plan.source_scale if plan.source_scale is not None else float("nan"),
     )
     if units is None:
         report.notes.append(f"units not given (--units): taken as {plan.units}")
+    if written != plan.bands:
+        report.notes.append(f"input bands {','.join(plan.bands)} written as {','.join(written)} (--out-bands)")
+        if plan.rgb is not None:
+            report.notes.append(f"the source images showed {','.join(plan.rgb)} as red, green, blue: recorded "
+                                "in the units (rgb) for rendering and uploads")
     if plan.rgb is not None and any(u.lower() not in DISPLAY_UNITS for u in unit_names):
         report.notes.append("PNG/JPEG values carry a display stretch but were declared as flux "
                             f"({','.join(unit_names)}): normalisation will treat them as linear")
@@ -156,13 +192,13 @@ def ingest(
     def flush() -> None:
         path = out_dir / shard_name(len(report.shards))
         images = np.stack(stamps)
-        shard_units = measure(images, plan.bands, unit_names, rgb=plan.rgb)
+        shard_units = measure(images, written, unit_names, rgb=plan.rgb)
         survey_units.append(shard_units)
         write_shard(
             path,
             images,
             plan.catalog.take(rows),
-            plan.bands,
+            written,
             plan.pixel_scale_arcsec,
             survey_name or plan.survey_name,
             units=shard_units,
@@ -179,6 +215,8 @@ def ingest(
             if isinstance(item, Rejection):
                 report.rejected.append(item)
                 continue
+            if select is not None:
+                item = np.ascontiguousarray(item[select])
             if not report.image_shape:
                 report.image_shape = item.shape
             elif item.shape != report.image_shape:  # the plan's checks should make this impossible
@@ -211,20 +249,19 @@ def _plan(
     batch_size: int,
     source_scale: float | None = None,
     fit_px: int | None = None,
+    band_files: str | None = None,
 ) -> _Plan:
     if fit_px is not None and kind not in ("images", "fits"):
         raise ValueError(f"fit_px is for image and FITS stamp folders; for kind {kind!r} pass "
                          "pixel_scale_arcsec= and size_px=")
     if kind == "images":
-        return _plan_images(source, size_px, scale, bands, catalog, source_scale, fit_px)
+        return _plan_images(source, size_px, scale, bands, catalog, source_scale, fit_px, band_files)
     if source_scale is not None:
         raise ValueError(f"source_pixel_scale_arcsec is for kind 'images' (kind {kind!r} reads its own scale)")
-    if kind == "fits" and fit_px is not None:
-        return _plan_fits(source, size_px, scale, bands, catalog, fit_px)
+    if kind == "fits":
+        return _plan_fits(source, size_px, scale, bands, catalog, fit_px, band_files)
     if kind in ("stein", "hayat"):
         return _plan_hdf5(source, kind, size_px, scale, bands, catalog, batch_size)
-    if kind == "fits":
-        return _plan_fits(source, size_px, scale, bands, catalog)
     if kind == "mosaic":
         return _plan_mosaic(source, size_px, scale, bands, catalog)
     raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images or mosaic")
@@ -266,22 +303,37 @@ def _plan_hdf5(
 
 def _plan_fits(
     source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None,
-    fit_px: int | None = None,
+    fit_px: int | None = None, band_files: str | None = None,
 ) -> _Plan:
+    from .readers.fits_bands import FitsBandFiles
     from .readers.fits_stamps import FitsStamps
 
-    stamps = FitsStamps(source, bands=bands, galsim_catalog=catalog)
-    native = {r.pixel_scale_arcsec for r in stamps.refs}
-    shapes = {r.shape[1:] for r in stamps.refs}
-    found = {r.bands for r in stamps.refs}
-    notes = []
-    if fit_px is not None and stamps.refs:
+    stamps: FitsStamps | FitsBandFiles
+    if band_files is not None:
+        if catalog is not None:
+            raise ValueError("band_files= takes the ids from the file names and the positions from the WCS; "
+                             "drop catalog=")
+        assert bands is not None
+        stamps = FitsBandFiles(source, band_files, tuple(bands))
+    else:
+        stamps = FitsStamps(source, bands=bands, galsim_catalog=catalog)
+    refs = [r for r in stamps.refs if r is not None]  # FitsBandFiles: None for an object read() rejects
+    if not refs:  # every object of a band-file folder has a problem: say the first one
+        try:
+            stamps.read(0)
+        except UnreadableCutout as e:
+            raise LayoutMismatch(str(source), f"no object can be read, e.g. {e}") from e
+    native = {r.pixel_scale_arcsec for r in refs}
+    shapes = {r.shape[1:] for r in refs}
+    found = {r.bands for r in refs}
+    notes = list(getattr(stamps, "notes", []))
+    if fit_px is not None:
         if len(shapes) > 1 or not _all_close(native):
             stamps.close()
             raise LayoutMismatch(str(source), "fit_px needs stamps of one size and pixel scale; pass "
                                               "pixel_scale_arcsec= and size_px= instead")
-        side = max(stamps.refs[0].shape[1:])
-        scale, size_px = stamps.refs[0].pixel_scale_arcsec * side / fit_px, fit_px
+        side = max(refs[0].shape[1:])
+        scale, size_px = refs[0].pixel_scale_arcsec * side / fit_px, fit_px
         notes.append(f"fit_px {fit_px}: {side} px stamps resampled to {scale:.4g} arcsec/px")
     problem = None
     if scale is None and not _all_close(native):
@@ -294,31 +346,32 @@ def _plan_fits(
     if problem:
         stamps.close()
         raise LayoutMismatch(str(source), problem)
-    out_scale = scale if scale is not None else stamps.refs[0].pixel_scale_arcsec
-    out_bands = tuple(bands) if bands is not None else stamps.refs[0].bands
+    out_scale = scale if scale is not None else refs[0].pixel_scale_arcsec
+    out_bands = tuple(bands) if bands is not None else refs[0].bands
     assert out_bands is not None  # FitsStamps raised CalibrationError for unnamed bands
-    objects = _stream(
-        len(stamps), stamps.read, lambda i: stamps.refs[i].source, out_scale, size_px, out_bands
-    )
+    objects = _stream(len(stamps), stamps.read, stamps.source_of, out_scale, size_px, out_bands)
     name = f"fits:{source.name}"
-    units = {str(getattr(r, "bunit", "") or "") for r in stamps.refs} - {""}
+    units = {str(getattr(r, "bunit", "") or "") for r in refs} - {""}
     return _Plan(out_bands, out_scale, name, stamps.catalog, objects, stamps.close,
                  units=units.pop() if len(units) == 1 else "flux",
-                 source_scale=stamps.refs[0].pixel_scale_arcsec if _all_close(native) and stamps.refs else None,
+                 source_scale=refs[0].pixel_scale_arcsec if _all_close(native) else None,
                  notes=notes)
 
 
 def _plan_images(
     source: Path, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None,
-    source_scale: float | None = None, fit_px: int | None = None,
+    source_scale: float | None = None, fit_px: int | None = None, band_files: str | None = None,
 ) -> _Plan:
     from .readers.image_folder import DEFAULT_BANDS, ImageFolder
 
     if source_scale is None:
         raise ValueError("kind='images' needs the images' pixel_scale_arcsec: PNG/JPEG carry no WCS")
-    folder = ImageFolder(source, catalog, pixel_scale_arcsec=source_scale, bands=bands or DEFAULT_BANDS)
+    folder = ImageFolder(source, catalog, pixel_scale_arcsec=source_scale, bands=bands or DEFAULT_BANDS,
+                         band_files=band_files)
     shapes = {folder.image_size(i) for i in range(len(folder))} - {(0, 0)}
-    notes = [] if bands else [f"bands not given (--bands): the channels are named {','.join(DEFAULT_BANDS)}"]
+    notes = list(folder.notes)
+    if not bands:
+        notes.append(f"bands not given (--bands): the channels are named {','.join(DEFAULT_BANDS)}")
     if fit_px is not None and shapes:
         if len(shapes) > 1:
             raise LayoutMismatch(str(source), f"fit_px needs images of one size, found {sorted(shapes)[:3]}; "
@@ -331,11 +384,9 @@ def _plan_images(
             str(source), f"images differ in size {sorted(shapes)[:3]}; pass size_px="
         )
     out_scale = scale if scale is not None else source_scale
-    objects = _stream(
-        len(folder), folder.read, lambda i: str(folder.path(i)), out_scale, size_px, folder.bands
-    )
+    objects = _stream(len(folder), folder.read, folder.source_of, out_scale, size_px, folder.bands)
     return _Plan(folder.bands, out_scale, f"images:{source.name}", folder.catalog, objects, units="display",
-                 rgb=folder.bands if len(folder.bands) == 3 else None, source_scale=source_scale, notes=notes)
+                 rgb=folder.rgb, source_scale=source_scale, notes=notes)
 
 
 def _plan_mosaic(
@@ -382,6 +433,17 @@ def _rejection(e: Exception) -> Rejection:
         raise e
     reason = getattr(e, "reason", str(e))
     return Rejection(getattr(e, "source", "?"), str(object_id), f"{type(e).__name__}: {reason}")
+
+
+def _select_bands(bands: tuple[str, ...], out_bands: Bands) -> tuple[list[int] | None, tuple[str, ...]]:
+    """(plane indices to write or None for all, the bands written) for `out_bands`."""
+    if out_bands is None:
+        return None, bands
+    out = tuple(b.strip() for b in out_bands)
+    if not out or len(set(out)) != len(out) or any(b not in bands for b in out):
+        raise ValueError(f"out_bands={','.join(out)} must name bands of the input ({','.join(bands)}), each at "
+                         "most once; bands= names the input's planes in file order")
+    return [bands.index(b) for b in out], out
 
 
 def _all_close(values: set[float]) -> bool:

@@ -13,7 +13,8 @@ the whole read (ingest raises). Typical uses:
   CalibrationError  pixel scale, position or band names missing or contradictory
   DuplicateObjectId two objects share an id (a CatalogError)
   EmptyStamp        a band of the stamp has no finite pixel (NaN-only)
-  BandMismatch      this object's bands differ from the survey's (WrongBandCount: their number)
+  BandMismatch      this object's bands differ from the survey's (WrongBandCount: their number;
+                    MissingBand: an object assembled from one file per band lacks a band's file)
   OffImage          a mosaic source lies entirely outside the image
   BadPosition       ra/dec not finite or out of range (a CatalogError)
 """
@@ -41,6 +42,10 @@ class BandMismatch(LayoutMismatch):
 
 class WrongBandCount(BandMismatch):
     """The number of image planes differs from the number of bands."""
+
+
+class MissingBand(BandMismatch):
+    """An object assembled from one file per band has no file for some of its bands."""
 
 
 class CalibrationError(UnreadableCutout):

@@ -1,10 +1,12 @@
-"""FITS stamps: a folder of FITS files (one object per file) or one file with one image HDU per
-object, as `Cutout` records. Stamps may differ in size, so they come back one by one, not as one
-array; `survey.readers.resize.to_common` brings them to one size and pixel scale.
+"""FITS stamps: a folder of FITS files (one object per file; sub-folders are searched too, in
+sorted order of the relative path) or one file with one image HDU per object, as `Cutout`
+records. Stamps may differ in size, so they come back one by one, not as one array;
+`survey.readers.resize.to_common` brings them to one size and pixel scale. (One file per band
+of an object: survey.readers.fits_bands.)
 
 A 2-D image is one band; a 3-D cube is (C, H, W). Where each fact comes from, first match wins:
   object id      GalSim catalog IDENT > header key in `id_keys` (ID, OBJID, OBJECT, NAME)
-                 > "<file stem>/<hdu index>"
+                 > "<file path relative to the folder, without extension>/<hdu index>"
   position       GalSim catalog RA/DEC > WCS at the stamp centre > RA/DEC header keys
   pixel scale    WCS (astropy proj_plane_pixel_scales) > PIXSCALE-like key > GalSim PIXEL_SCALE
                  > the `pixel_scale_arcsec` argument
@@ -35,7 +37,7 @@ from astropy.io import fits
 
 from ..catalog import Catalog
 from ..cutout import Cutout
-from .common import check_pixels, check_positions, check_unique_ids
+from .common import check_pixels, check_positions, check_unique_ids, list_files
 from .errors import (
     BandMismatch,
     CalibrationError,
@@ -62,6 +64,7 @@ class StampRef:
     pixel_scale_arcsec: float
     bands: tuple[str, ...] | None  # None: no names found; the `bands` argument supplies them
     shape: tuple[int, int, int]  # (C, H, W)
+    bunit: str = ""  # the header's BUNIT, if any
 
     @property
     def source(self) -> str:
@@ -123,7 +126,7 @@ class FitsStamps:
             "object_id": ids,
             "ra": ra,
             "dec": np.array([r.dec_deg for r in self.refs]),
-            "file": np.array([r.path.name for r in self.refs], dtype=object),
+            "file": np.array([self._rel(r.path) for r in self.refs], dtype=object),
             "hdu": np.array([r.hdu for r in self.refs], dtype=np.int64),
             "native_pixel_scale_arcsec": np.array([r.pixel_scale_arcsec for r in self.refs]),
         }
@@ -132,6 +135,9 @@ class FitsStamps:
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    def source_of(self, i: int) -> str:
+        return self.refs[i].source
 
     def read(self, i: int) -> Cutout:
         """Stamp i as a Cutout (C, H, W) float32."""
@@ -182,16 +188,18 @@ class FitsStamps:
             raise FileNotFoundError(f"{self.source}: no such file or folder")
         if self.source.is_file():
             return [self.source]
-        return sorted(
-            p for p in self.source.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES)
-        )
+        return [self.source / rel for rel in list_files(self.source, SUFFIXES)]
+
+    def _rel(self, path: Path) -> str:
+        """The file's path relative to the folder (its name for a single file)."""
+        return path.name if self.source.is_file() else path.relative_to(self.source).as_posix()
 
     def _ref(self, path: Path, hdu: int, header: fits.Header) -> StampRef:
         shape = _shape(header, f"{path}[{hdu}]")
         where = f"{path}[{hdu}]"
         g = self._gal_rows.get((path.name, hdu))
         oid = str(self._gal["object_id"][g]) if g is not None else _header_id(header, self._id_keys)
-        oid = oid or f"{_stem(path)}/{hdu}"
+        oid = oid or f"{_stem(Path(self._rel(path)))}/{hdu}"
         wcs = celestial_wcs(header)
         pos = None
         if g is not None:
@@ -228,7 +236,8 @@ class FitsStamps:
             raise CalibrationError(
                 where, "no band name (BAND/FILTER/BANDS key or catalog); pass bands=", oid
             )
-        return StampRef(path, hdu, oid, pos[0], pos[1], float(scale), bands, shape)
+        bunit = str(header.get("BUNIT", "") or "").strip()
+        return StampRef(path, hdu, oid, pos[0], pos[1], float(scale), bands, shape, bunit)
 
     def _pixels(self, ref: StampRef) -> np.ndarray:
         if self._open is None or self._open[0] != ref.path:
@@ -299,8 +308,9 @@ def _header_id(header: fits.Header, keys: tuple[str, ...]) -> str | None:
 
 
 def _stem(path: Path) -> str:
-    name = path.name
+    """The path without its FITS extension (sub/obj.fits.gz -> sub/obj)."""
+    name = path.as_posix()
     for suffix in sorted(SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
-    return path.stem
+    return path.with_suffix("").as_posix()
