@@ -70,7 +70,7 @@ def encode(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("run
     with bar:
         done = encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
                              device=dev, rank=rank, world=world, workers=s.workers, prefetch=s.prefetch,
-                             precision=s.precision, on_rows=lambda m: bar.advance(task, m))
+                             precision=s.precision, on_rows=lambda m: bar.advance(task, m), log=console.print)
     console.print(f"rank {rank}/{world}: encoded {len(done)} new shard(s) of {len(mine)} "
                   f"({n_shards(n, shard_size)} in all) into {job_dir(s)}")
 
@@ -106,7 +106,7 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
         from .pipeline import resolve_device
 
         encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
-                      device=resolve_device(s.device), workers=s.workers, precision=s.precision)
+                      device=resolve_device(s.device), workers=s.workers, precision=s.precision, log=console.print)
         stage = build_version(s, job_dir(s), console.print)
         console.print(f"staged at {stage}; run `skysift publish --stage {stage} --artifacts {artifacts_root}`")
 
