@@ -116,6 +116,9 @@ class _Plan:
     units: str = "nanomaggies"  # default unit name when the caller names none
     rgb: tuple[str, ...] | None = None  # display images: the bands shown as red, green, blue
     source_scale: float | None = None  # the input's own pixel scale, when one for all
+    # [conserve flux when resampling]: False for display values; read by the object stream, which
+    # runs after the caller's units are known
+    flux: list[bool] = field(default_factory=lambda: [True])
     notes: list[str] = field(default_factory=list)
 
 
@@ -167,6 +170,7 @@ def ingest(
             plan.close()
         raise
     unit_names = tuple(input_units[j] for j in select) if select is not None else input_units
+    plan.flux[0] = unit_names[0].lower() not in DISPLAY_UNITS  # display values are resampled, not flux-conserved
     for p in existing:  # only now: a plan that fails leaves the old shards in place
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -297,8 +301,9 @@ def _plan_hdf5(
         return reader.cutout(i, pixels=batch[1][i - start])
 
     out_scale = scale if scale is not None else reader.pixel_scale_arcsec
-    objects = _stream(len(reader), read, lambda i: reader.source, out_scale, size_px, reader.bands)
-    return _Plan(reader.bands, out_scale, reader.survey_name, reader.catalog, objects, reader.close)
+    flux = [True]
+    objects = _stream(len(reader), read, lambda i: reader.source, out_scale, size_px, reader.bands, flux)
+    return _Plan(reader.bands, out_scale, reader.survey_name, reader.catalog, objects, reader.close, flux=flux)
 
 
 def _plan_fits(
@@ -349,13 +354,14 @@ def _plan_fits(
     out_scale = scale if scale is not None else refs[0].pixel_scale_arcsec
     out_bands = tuple(bands) if bands is not None else refs[0].bands
     assert out_bands is not None  # FitsStamps raised CalibrationError for unnamed bands
-    objects = _stream(len(stamps), stamps.read, stamps.source_of, out_scale, size_px, out_bands)
+    flux = [True]
+    objects = _stream(len(stamps), stamps.read, stamps.source_of, out_scale, size_px, out_bands, flux)
     name = f"fits:{source.name}"
     units = {str(getattr(r, "bunit", "") or "") for r in refs} - {""}
     return _Plan(out_bands, out_scale, name, stamps.catalog, objects, stamps.close,
                  units=units.pop() if len(units) == 1 else "flux",
                  source_scale=refs[0].pixel_scale_arcsec if _all_close(native) else None,
-                 notes=notes)
+                 notes=notes, flux=flux)
 
 
 def _plan_images(
@@ -384,9 +390,10 @@ def _plan_images(
             str(source), f"images differ in size {sorted(shapes)[:3]}; pass size_px="
         )
     out_scale = scale if scale is not None else source_scale
-    objects = _stream(len(folder), folder.read, folder.source_of, out_scale, size_px, folder.bands)
+    flux = [True]
+    objects = _stream(len(folder), folder.read, folder.source_of, out_scale, size_px, folder.bands, flux)
     return _Plan(folder.bands, out_scale, f"images:{source.name}", folder.catalog, objects, units="display",
-                 rgb=folder.rgb, source_scale=source_scale, notes=notes)
+                 rgb=folder.rgb, source_scale=source_scale, notes=notes, flux=flux)
 
 
 def _plan_mosaic(
@@ -398,11 +405,12 @@ def _plan_mosaic(
         raise ValueError("kind='mosaic' needs size_px and catalog= (the source list CSV)")
     mosaic = Mosaic(source, catalog, size_px=size_px, bands=bands)
     out_scale = scale if scale is not None else mosaic.pixel_scale_arcsec
+    flux = [True]
     objects = _stream(
-        len(mosaic), mosaic.cutout, lambda i: mosaic.source, out_scale, size_px, mosaic.bands
+        len(mosaic), mosaic.cutout, lambda i: mosaic.source, out_scale, size_px, mosaic.bands, flux
     )
     name = f"mosaic:{source.name}"
-    return _Plan(mosaic.bands, out_scale, name, mosaic.catalog, objects, mosaic.close)
+    return _Plan(mosaic.bands, out_scale, name, mosaic.catalog, objects, mosaic.close, flux=flux)
 
 
 def _stream(
@@ -412,14 +420,16 @@ def _stream(
     out_scale: float,
     size_px: int | None,
     bands: tuple[str, ...],
+    flux: list[bool],
 ) -> Iterator[tuple[int, np.ndarray | Rejection]]:
-    """Read objects 0..n-1, conform each to the output grid, turn per-object errors into rows."""
+    """Read objects 0..n-1, conform each to the output grid, turn per-object errors into rows.
+    `flux[0]`: the values are flux (resampling conserves it) rather than display values."""
     for i in range(n):
         try:
             c = read(i)
             if c.bands != bands:
                 raise BandMismatch(source_of(i), f"bands {c.bands}, expected {bands}", c.object_id)
-            pixels = conform(c.pixels, c.pixel_scale_arcsec, out_scale, size_px)
+            pixels = conform(c.pixels, c.pixel_scale_arcsec, out_scale, size_px, conserve_flux=flux[0])
             # Checked again: cropping a stamp can leave a band with nothing but NaN padding.
             yield i, check_pixels(pixels, source_of(i), c.object_id, bands)
         except (UnreadableCutout, CatalogError) as e:
