@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import IncompatibleInput
 from survey.units import SurveyUnits
 
+from .errors import IncompatibleInput
 from .preprocess import PreprocessConfig, for_survey
 
 CARD_NAME = "model.json"

@@ -280,7 +280,7 @@ def test_fits_cutout_round_trips(client: TestClient, store: IndexedSurvey) -> No
         h = hdu.header
         assert hdu.data.shape == (3, 64, 64) and h["OBJECT"] == rec["object_id"]
         assert [h["BAND1"], h["BAND2"], h["BAND3"]] == list(store.bands) and h["BANDS"] == "g,r,z"
-        assert h["BUNIT"] == "nanomaggy"
+        assert h["BUNIT"] == "nanomaggies"
         wcs = WCS(h).celestial
         centre = wcs.pixel_to_world((64 - 1) / 2, (64 - 1) / 2)
         assert centre.separation(SkyCoord(rec["ra"] * u.deg, rec["dec"] * u.deg)).arcsec < 1e-6
