@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import subprocess
 import time
 from pathlib import Path
 
-from _common import ROOT, RESULTS_DIR, command_line, git_sha, host_machine, log, utc_now_iso, write_json
+from _common import RESULTS_DIR, ROOT, command_line, git_sha, host_machine, log, utc_now_iso, write_json
 
 
 def run_step(name: str, argv: list[str], done: Path, fresh: bool, timings: dict[str, float]) -> None:

@@ -39,7 +39,8 @@ def quick_train(survey: Path, out: Path) -> Path:
     from training.settings import TrainSettings
 
     return train(TrainSettings(survey=survey, out_dir=out, epochs=12, max_steps=40, batch_size=16, queue_size=64,
-                               proj_hidden=64, proj_dim=32, workers=0, monitor_size=0, augment=AugmentSettings(redden=False),
+                               proj_hidden=64, proj_dim=32, workers=0, monitor_size=0,
+                               augment=AugmentSettings(redden=False),
                                backbone_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8}, device="cpu"))
 
 
