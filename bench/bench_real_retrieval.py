@@ -11,7 +11,7 @@ over the objects of the scored classes. Baselines on exactly the same stamps and
 PCA-50 of the raw pixels (the whole stamp, and the centre crop the encoder sees; the better of the
 two is the one to beat) and the same encoder architecture with random weights.
 
-    .venv/bin/python bench/bench_real_retrieval.py --images ../shared/data/real/gz1_sdss_dev/images \\
+    .venv/bin/python bench/bench_real_retrieval.py --images ../shared/data/real/gz1_sdss_dev \\
         --labels ../shared/data/real/gz1_sdss_dev/labels.csv --work runs/gz1 --epochs 20
 
 Writes bench/results/real_retrieval_<name>.json and prints the Markdown table for docs/real_data.md.
