@@ -19,6 +19,22 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from encoder.errors import WeightsError
+from encoder.upload import (
+    MAX_SIDE_PX,
+    BadField,
+    ConflictingInput,
+    EmptyImage,
+    EmptyUpload,
+    FormatMismatch,
+    ImageTooLarge,
+    MissingPixelScale,
+    UnsupportedArray,
+    UnsupportedFormat,
+    UploadError,
+    decode_upload,
+    parse_bands,
+    to_model_grid,
+)
 from indexer.store import Filters, IndexedSurvey
 
 from .. import uploads
@@ -47,24 +63,24 @@ NEGATIVE_WEIGHT = 0.5  # Rocchio-style relevance feedback: positives weigh 1, ne
 DEFAULT_MATCH_RADIUS_ARCSEC = 3.0  # ~ a seeing disc and a half; catalog positions of one galaxy agree to < 1"
 
 # Upload errors, most specific first: (status, error code).
-UPLOAD_STATUS: list[tuple[type[uploads.UploadError], int, str]] = [
+UPLOAD_STATUS: list[tuple[type[UploadError], int, str]] = [
     (uploads.UploadTooLarge, 413, "upload_too_large"),
-    (uploads.ImageTooLarge, 413, "image_too_large"),
-    (uploads.UnsupportedFormat, 415, "unsupported_format"),
+    (ImageTooLarge, 413, "image_too_large"),
+    (UnsupportedFormat, 415, "unsupported_format"),
     (uploads.NotMultipart, 415, "unsupported_media_type"),
-    (uploads.FormatMismatch, 422, "format_mismatch"),
-    (uploads.EmptyUpload, 422, "empty_upload"),
-    (uploads.EmptyImage, 422, "empty_image"),
-    (uploads.MissingPixelScale, 422, "missing_pixel_scale"),
-    (uploads.ConflictingInput, 422, "conflicting_input"),
-    (uploads.BadField, 422, "invalid_parameter"),
-    (uploads.UnsupportedArray, 422, "unsupported_array"),
+    (FormatMismatch, 422, "format_mismatch"),
+    (EmptyUpload, 422, "empty_upload"),
+    (EmptyImage, 422, "empty_image"),
+    (MissingPixelScale, 422, "missing_pixel_scale"),
+    (ConflictingInput, 422, "conflicting_input"),
+    (BadField, 422, "invalid_parameter"),
+    (UnsupportedArray, 422, "unsupported_array"),
     (uploads.BadForm, 422, "bad_form"),
-    (uploads.UploadError, 422, "bad_upload"),
+    (UploadError, 422, "bad_upload"),
 ]
 
 
-def as_api_error(e: uploads.UploadError) -> ApiError:
+def as_api_error(e: UploadError) -> ApiError:
     status, code = next((s, c) for cls, s, c in UPLOAD_STATUS if isinstance(e, cls))
     return ApiError(status, code, str(e))
 
@@ -197,7 +213,7 @@ async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dic
                     fields[key] = value
         if not files:
             hint = " (it came as text: send it as a file part)" if "file" in fields else ""
-            raise uploads.EmptyUpload(f"no 'file' part in the form{hint}; send the cutout as multipart field 'file'")
+            raise EmptyUpload(f"no 'file' part in the form{hint}; send the cutout as multipart field 'file'")
         name, upload = files[0]
         if name != "file":
             raise uploads.BadForm(f"the file part is named {name!r}; name it 'file'")
@@ -211,13 +227,13 @@ async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dic
 
 
 def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form: CutoutSearchForm, k: int,
-                   filters: Filters, max_side_px: int = uploads.MAX_SIDE_PX) -> UploadSearchResponse:
+                   filters: Filters, max_side_px: int = MAX_SIDE_PX) -> UploadSearchResponse:
     encoder, card = uploads.encoders.get(store)
     where = f"upload {filename!r}" if filename else "upload"
-    up = uploads.decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
-                               bands=uploads.parse_bands(form.bands), max_side_px=max_side_px,
-                               units=store.units, source_scale=store.source_pixel_scale_arcsec)
-    pixels = uploads.to_model_grid(up, card, uploads.stamp_size(store, card), where)
+    up = decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
+                       bands=parse_bands(form.bands), max_side_px=max_side_px,
+                       units=store.units, source_scale=store.source_pixel_scale_arcsec)
+    pixels = to_model_grid(up, card, uploads.stamp_size(store, card), where)
     hits = store.search_vector(uploads.embed_upload(encoder, card, pixels), k, filters)
     query = UploadQuery(
         filename=filename, format=up.format, bytes=len(data), shape=list(up.shape), bands=list(up.bands),
@@ -247,7 +263,7 @@ async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep
         k, filters = make_filters(form.k, form.z_min, form.z_max, form.mag_max, settings.default_k, settings.max_k)
         return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters,
                                       settings.max_upload_side_px)
-    except uploads.UploadError as e:
+    except UploadError as e:
         raise as_api_error(e) from e
     except WeightsError as e:
         raise ApiError(503, "encoder_unavailable", f"version {store.version}: its encoder cannot be loaded: {e}") from e

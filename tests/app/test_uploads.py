@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from app import uploads
 from app.main import create_app
 from app.settings import ServiceSettings
+from encoder import upload as decoding
 from indexer.store import IndexedSurvey
 
 
@@ -126,7 +127,7 @@ def test_png_display_stretch_is_inverted_to_flux(store: IndexedSurvey) -> None:
 
     card = ModelCard.load(store.encoder_dir)
     pixels = store.images([5])[0]
-    up = uploads.decode_upload(png_bytes(pixels, store.bands), "x.png", card)
+    up = decoding.decode_upload(png_bytes(pixels, store.bands), "x.png", card)
     assert up.flux == "display" and up.bands == store.bands and up.pixel_scale_source == "assumed"
     bright = pixels > 0.3 * pixels.max(axis=(1, 2), keepdims=True)  # unclipped by 8 bits and by the sky floor
     ratio = np.median(up.pixels[bright] / pixels[bright])
@@ -142,8 +143,8 @@ def test_finer_upload_is_resampled_onto_the_model_grid(store: IndexedSurvey) -> 
     card = ModelCard.load(store.encoder_dir)
     pixels = store.images([7])[0]
     fine = resample(pixels, 0.262, 0.131)  # (3, 128, 128) covering the same sky
-    up = uploads.DecodedUpload(fine, "npy", fine.shape, card.bands, 0.131, "field", "linear")
-    grid = uploads.to_model_grid(up, card, 64)
+    up = decoding.DecodedUpload(fine, "npy", fine.shape, card.bands, 0.131, "field", "linear")
+    grid = decoding.to_model_grid(up, card, 64)
     assert grid.shape == (3, 64, 64) and any("resampled from 0.131" in n for n in up.notes)
     np.testing.assert_allclose(np.nansum(grid, axis=(1, 2)), pixels.sum(axis=(1, 2)), rtol=0.05)
     centre = (slice(None), slice(16, 48), slice(16, 48))  # what the model sees
@@ -157,8 +158,8 @@ def test_large_coarse_image_is_cropped_before_upsampling(store: IndexedSurvey) -
 
     card = ModelCard.load(store.encoder_dir)
     big = np.broadcast_to(np.float32(0.01), (3, 4096, 4096))
-    up = uploads.DecodedUpload(big, "npy", big.shape, card.bands, 2.0, "field", "linear")
-    assert uploads.to_model_grid(up, card, 64).shape == (3, 64, 64)
+    up = decoding.DecodedUpload(big, "npy", big.shape, card.bands, 2.0, "field", "linear")
+    assert decoding.to_model_grid(up, card, 64).shape == (3, 64, 64)
 
 
 def test_encoder_is_loaded_once_per_version(store: IndexedSurvey) -> None:
