@@ -9,9 +9,17 @@ hashed, and `current` is replaced by renaming a freshly made symlink over it (PO
 atomic), so a reader sees either the old version or the new one, never a half-written one.
 
 Publishing is idempotent: before the rename, `publish` writes the version it is about to create
-into `<stage>.publish.json`; if the process dies between the rename and the swap of `current`,
-running `publish` on the same stage again finds the complete version in `versions/` and only
-swaps `current`. `crash_point` is fault injection for tests/indexer/test_crash_safety.py.
+(and its pid) into `<stage>.publish.json`; if the process dies between the rename and the swap of
+`current`, running `publish` on the same stage again finds the complete version in `versions/` and
+only swaps `current` (and `skysift index` on the same job does the same: indexer/pipeline.py).
+
+`published.jsonl` logs every version `current` is about to point at (written before the swap),
+and a pending publish given up (`abandon_publish`). An orphan is a complete version that is not
+current and either is named by a dead publish's intent or, no live publish being about to swap it
+in, has no log entry making it current: `orphans` lists them, `remove_orphans` deletes them. A
+root published before the log existed starts it with the versions it then holds (but those a
+pending publish names) taken as published.
+`crash_point` is fault injection for tests/indexer/test_crash_safety.py.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 from .errors import ArtifactError, ArtifactMismatch, NoCurrentVersion
 
 MANIFEST = "manifest.json"
+HISTORY = "published.jsonl"
 CRASH_ENV = "SKYSIFT_TEST_CRASH_AT"
 _crash_hits: dict[str, int] = {}
 
@@ -155,11 +164,60 @@ def _pid_alive(pid: str) -> bool:
     return True
 
 
+def _complete_versions(root: Path) -> list[str]:
+    vdir = Path(root) / "versions"
+    return sorted(d.name for d in vdir.iterdir() if (d / MANIFEST).exists()) if vdir.is_dir() else []
+
+
+def _intents(root: Path) -> list[tuple[Path, str, bool]]:
+    """(intent file, version it names, whether the publishing process still runs) for every
+    publish under root/building that has renamed (or is about to rename) a stage into versions/."""
+    out = []
+    for p in sorted((Path(root) / "building").glob("*/*.publish.json")):
+        try:
+            intent = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        pid = intent.get("pid")
+        out.append((p, str(intent["version"]), pid is not None and pid != os.getpid() and _pid_alive(str(pid))))
+    return out
+
+
+def published(root: Path) -> set[str] | None:
+    """Versions whose last entry in published.jsonl made them current (None: a root from before the log)."""
+    path = Path(root) / HISTORY
+    if not path.exists():
+        return None
+    last: dict[str, bool] = {}
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            last[str(entry["version"])] = not entry.get("abandoned", False)
+        except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
+            continue
+    return {v for v, made_current in last.items() if made_current}
+
+
+def _log(root: Path, version: str, **entry: Any) -> None:
+    """Append one entry for `version` to published.jsonl (fsynced)."""
+    path = Path(root) / HISTORY
+    lines = []
+    if not path.exists():  # start the log of an older root: what it holds now counts as published
+        pending = {v for _, v, _ in _intents(root)}
+        lines = [{"version": v, "assumed": True} for v in _complete_versions(root) if v not in pending and v != version]
+    lines.append({"version": version, "at": now_iso(), **entry})
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(x) + "\n" for x in lines))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def point_current(root: Path, version: str) -> None:
-    """Atomically make root/current point at versions/<version>."""
+    """Atomically make root/current point at versions/<version> (logged in published.jsonl first)."""
     root = Path(root)
     if not (root / "versions" / version / MANIFEST).exists():
         raise ArtifactError(f"no complete version {version!r} under {root / 'versions'}")
+    _log(root, version)  # before the swap: a kill after it cannot leave a current version unlogged
     for stale in root.glob(".current.*.tmp"):  # left by a process killed before its rename
         if not _pid_alive(stale.name.split(".")[2]):
             stale.unlink(missing_ok=True)
@@ -173,6 +231,24 @@ def point_current(root: Path, version: str) -> None:
 
 def _intent_path(stage: Path) -> Path:
     return stage.with_name(stage.name + ".publish.json")
+
+
+def pending_publish(stage: Path) -> str | None:
+    """The version a killed publish of `stage` renamed into versions/ without swapping `current`
+    to it (None when there is none: the stage is still there, or no intent names a version)."""
+    stage, intent = Path(stage), _intent_path(Path(stage))
+    if stage.exists() or not intent.exists():
+        return None
+    return str(json.loads(intent.read_text())["version"])
+
+
+def abandon_publish(root: Path, stage: Path) -> None:
+    """Give up the pending publish of `stage`: its version stays in versions/, logged as never made
+    current (an orphan, even if the kill came after it was logged and before the swap)."""
+    version = pending_publish(stage)
+    if version is not None and (Path(root) / "versions" / version).exists():
+        _log(Path(root), version, abandoned=True)
+    _intent_path(Path(stage)).unlink(missing_ok=True)
 
 
 def publish(root: Path, stage: Path) -> str:
@@ -199,7 +275,7 @@ def publish(root: Path, stage: Path) -> str:
         shutil.rmtree(stage)  # the same build was published before (same second, same bytes)
     else:
         tmp = intent.with_name(intent.name + ".partial")
-        tmp.write_text(json.dumps({"version": version}))
+        tmp.write_text(json.dumps({"version": version, "pid": os.getpid()}))
         os.replace(tmp, intent)
         os.rename(stage, dest)  # atomic on one filesystem: the version appears complete or not at all
         _fsync_dir(dest.parent)
@@ -220,21 +296,36 @@ def current_version(root: Path) -> str:
     return current_dir(root).name
 
 
+def orphans(root: Path) -> list[str]:
+    """Complete versions never made current: left by a publish killed between its rename into
+    versions/ and the swap of `current` (see the module docstring)."""
+    root = Path(root)
+    cur = current_version(root) if (root / "current").exists() else None
+    intents = _intents(root)
+    live = {v for _, v, alive in intents if alive}
+    dead = {v for _, v, alive in intents if not alive}
+    logged = published(root)
+    return [v for v in _complete_versions(root)
+            if v != cur and v not in live and (v in dead or (logged is not None and v not in logged))]
+
+
 def list_versions(root: Path) -> list[dict[str, Any]]:
     vdir = Path(root) / "versions"
     cur = current_version(root) if (Path(root) / "current").exists() else None
+    orphaned = set(orphans(root))
     out = []
     for d in sorted(vdir.iterdir()) if vdir.exists() else []:
         if (d / MANIFEST).exists():
             m = read_manifest(d)
-            out.append({"version": d.name, "current": d.name == cur, "created": m.get("created"),
-                        "n_objects": m.get("n_objects"), "index": m.get("index", {}).get("factory")})
+            out.append({"version": d.name, "current": d.name == cur, "orphan": d.name in orphaned,
+                        "created": m.get("created"), "n_objects": m.get("n_objects"),
+                        "index": m.get("index", {}).get("factory")})
     return out
 
 
 def rollback(root: Path, to: str | None = None) -> str:
-    """Point current at `to`, or at the newest version older than the current one."""
-    versions = [v["version"] for v in list_versions(root)]
+    """Point current at `to`, or at the newest published (not orphaned) version older than the current one."""
+    versions = [v["version"] for v in list_versions(root) if not v["orphan"]]
     if to is None:
         cur = current_version(root)
         older = [v for v in versions if v < cur]
@@ -242,7 +333,21 @@ def rollback(root: Path, to: str | None = None) -> str:
             raise ArtifactError(f"no version older than {cur} to roll back to")
         to = older[-1]
     point_current(root, to)
+    for intent, version, _ in _intents(root):  # an orphan made current by hand is published now
+        if version == to:
+            intent.unlink(missing_ok=True)
     return to
+
+
+def remove_orphans(root: Path) -> list[str]:
+    """Delete every orphan (and the dead intents naming it); returns the versions removed."""
+    gone = orphans(root)
+    for version in gone:
+        shutil.rmtree(Path(root) / "versions" / version)
+    for intent, version, alive in _intents(root):
+        if version in gone and not alive:
+            intent.unlink(missing_ok=True)
+    return gone
 
 
 def remove_version(root: Path, version: str) -> None:

@@ -10,6 +10,8 @@ stage without a manifest, which publish refuses and the next build replaces.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from encoder.card import ModelCard
 from survey.native import NativeSurvey
 
 from . import index_types
-from .artifacts import crash_point, file_entries, now_iso, version_name, write_manifest
+from .artifacts import crash_point, file_entries, now_iso, sha256_file, version_name, write_manifest
 from .encode import gather_embeddings, read_plan
 from .errors import ArtifactMismatch
 from .projection import project_2d, resolve_method
@@ -73,6 +75,23 @@ def code_version() -> str:
                               cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+# Settings that change how a version is built or run but not what it holds (the survey's and the
+# encoder's content are in the job's plan key, whatever folder they are read from).
+NOT_IN_BUILD_KEY = frozenset({"survey", "encoder", "artifacts", "job", "batch_size", "device", "precision",
+                              "workers", "prefetch", "lens_labels"})
+
+
+def build_key(s: IndexSettings, job: Path) -> str:
+    """sha256 of what a build of `job` depends on: the job's plan key (survey pixels and ids,
+    encoder weights and preprocessing, shard size, precision), the settings that shape the index,
+    scores and map, and the known-lens list's bytes. Two builds with the same key hold the same
+    objects, index and scores, so a re-run may finish publishing the earlier one instead."""
+    ident: dict[str, Any] = {k: v for k, v in s.model_dump(mode="json").items() if k not in NOT_IN_BUILD_KEY}
+    ident["plan_key"] = read_plan(job).get("key")
+    ident["lens_labels_sha256"] = sha256_file(Path(s.lens_labels)) if s.lens_labels else None
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
 def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lambda _: None) -> Path:
@@ -127,6 +146,7 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     manifest: dict[str, Any] = {
         "version": version_name(file_entries(stage)),
         "created": now_iso(),
+        "build_key": build_key(s, job),
         "code_version": code_version(),
         "n_objects": n,
         "embedding_dim": d,

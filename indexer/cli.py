@@ -4,7 +4,7 @@
     torchrun --nproc_per_node=8 -m skysift.cli encode --survey data/demo --encoder runs/demo/encoder --job demo
     skysift index --survey data/demo --encoder runs/demo/encoder --job demo            # resumes, builds, publishes
     skysift index ... --no-publish && skysift publish --stage artifacts/building/demo/stage
-    skysift versions [--rollback [--to VERSION]] [--remove VERSION]
+    skysift versions [--rollback [--to VERSION]] [--remove VERSION] [--remove-orphans]
 
 Heavy imports (torch, faiss) happen inside the commands, so `versions` and `publish` start fast.
 """
@@ -122,23 +122,36 @@ def versions(artifacts_root: ArtifactsOpt = Path("artifacts"),
              rollback: Annotated[bool, typer.Option("--rollback", help="point current at the previous version")]
              = False,
              to: Annotated[str | None, typer.Option(help="with --rollback: this version")] = None,
-             remove: Annotated[str | None, typer.Option(help="delete this (non-current) version")] = None) -> None:
-    """List versions; roll back; remove an old version explicitly."""
+             remove: Annotated[str | None, typer.Option(help="delete this (non-current) version")] = None,
+             remove_orphans: Annotated[bool, typer.Option(
+                 "--remove-orphans", help="delete versions never made current (left by a killed publish)")]
+             = False) -> None:
+    """List versions (and orphans: versions a killed publish left, never made current); roll back;
+    remove an old version or the orphans explicitly."""
     if rollback:
         console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
     if remove:
         artifacts.remove_version(artifacts_root, remove)
         console.print(f"removed {remove}")
+    if remove_orphans:
+        gone = artifacts.remove_orphans(artifacts_root)
+        console.print(f"removed {len(gone)} orphan(s){': ' + ', '.join(gone) if gone else ''}")
     rows = artifacts.list_versions(artifacts_root)
     # version names are what one types into --to / --remove: never truncate them
     width = max([len(v["version"]) for v in rows] + [7])
-    table = Table(Column("version", no_wrap=True, min_width=width), "current", "created", "objects", "index")
+    table = Table(Column("version", no_wrap=True, min_width=width), "state", "created", "objects", "index")
     for v in rows:
-        table.add_row(v["version"], "*" if v["current"] else "", str(v["created"]).replace("+00:00", "Z"),
+        state = "* current" if v["current"] else "orphan" if v["orphan"] else ""
+        table.add_row(v["version"], state, str(v["created"]).replace("+00:00", "Z"),
                       str(v["n_objects"]), str(v["index"]))
     console.print(table)
     if not rows:
         console.print(f"no versions under {artifacts_root}")
+    n_orphans = sum(v["orphan"] for v in rows)
+    if n_orphans:
+        console.print(f"{n_orphans} orphan(s): complete versions a killed publish left and nothing made current; "
+                      "`skysift index` on the same job and inputs finishes "
+                      "that publish, `--remove-orphans` deletes them")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -139,3 +140,83 @@ def test_version_without_a_map_loads_with_map_xy_none(root_and_job, tmp_path: Pa
     store = IndexedSurvey(old, check_hashes=True)
     assert store.map_xy is None and store.map_method is None
     assert np.isfinite(store.anomaly).all()
+
+
+class Killed(Exception):
+    """Stands in for the SIGKILL at a crash point (tests/indexer/test_crash_safety.py sends real ones)."""
+
+
+def kill_at(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(name: str) -> None:
+        if name == point:
+            raise Killed(name)
+
+    monkeypatch.setattr(artifacts, "crash_point", crash)
+
+
+def test_index_rerun_finishes_a_publish_killed_between_rename_and_swap(root_and_job, monkeypatch) -> None:
+    from indexer.pipeline import index_survey
+
+    root, s = root_and_job
+    v0 = current_version(root)
+    kill_at("publish.after_rename", monkeypatch)
+    with pytest.raises(Killed):
+        index_survey(s)
+    (pending,) = {v["version"] for v in list_versions(root)} - {v0}
+    assert current_version(root) == v0 and artifacts.orphans(root) == [pending]
+
+    monkeypatch.undo()
+    lines: list[str] = []
+    assert index_survey(s, log=lines.append) == pending  # finished, not built again
+    assert current_version(root) == pending and artifacts.orphans(root) == []
+    assert [v["version"] for v in list_versions(root)] == sorted([v0, pending])
+    assert any("finished the interrupted publish" in line for line in lines)
+    assert not (root / "building" / s.job / "stage.publish.json").exists()
+    IndexedSurvey(root / "current", check_hashes=True)
+
+
+def test_pending_version_from_other_settings_is_left_as_an_orphan_and_removable(root_and_job, monkeypatch) -> None:
+    from indexer.pipeline import index_survey
+
+    root, s = root_and_job
+    v0 = current_version(root)
+    kill_at("publish.before_swap", monkeypatch)  # the version is logged and renamed, current not swapped
+    with pytest.raises(Killed):
+        index_survey(s)
+    (stale,) = {v["version"] for v in list_versions(root)} - {v0}
+    assert artifacts.orphans(root) == [stale]
+    monkeypatch.undo()
+
+    lines: list[str] = []
+    other = s.model_copy(update={"anomaly_method": "kth"})
+    v2 = index_survey(other, log=lines.append)
+    assert v2 not in (v0, stale) and current_version(root) == v2
+    assert any(stale in line and "other inputs" in line for line in lines)
+    assert artifacts.orphans(root) == [stale]
+    assert artifacts.rollback(root) == v0  # rolling back skips the orphan
+    assert artifacts.point_current(root, v2) is None
+
+    runner = CliRunner()
+    r = runner.invoke(cli(), ["versions", "--artifacts", str(root)], env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    rows = {line.split("│")[1].strip(): line for line in r.output.splitlines() if line.count("│") >= 5}
+    assert "orphan" in rows[stale] and "orphan" not in rows[v0] and "*" in rows[v2]
+    assert "1 orphan(s)" in r.output
+    r = runner.invoke(cli(), ["versions", "--artifacts", str(root), "--remove-orphans"], env={"COLUMNS": "160"})
+    assert r.exit_code == 0 and f"removed 1 orphan(s): {stale}" in r.output, r.output
+    assert [v["version"] for v in list_versions(root)] == sorted([v0, v2]) and artifacts.orphans(root) == []
+    assert current_version(root) == v2
+
+
+def test_orphans_left_before_the_publish_log_existed(root_and_job) -> None:
+    """A root from before published.jsonl: its versions count as published, only dead intents make orphans."""
+    root, s = root_and_job
+    v0 = current_version(root)
+    stage = stage_of(s)
+    version = read_manifest(stage)["version"]
+    job = root / "building" / s.job
+    (job / "stage.publish.json").write_text(json.dumps({"version": version}))  # an old intent: no pid
+    os.rename(stage, root / "versions" / version)
+    assert not (root / artifacts.HISTORY).exists() and artifacts.orphans(root) == [version]
+    assert publish(root, stage) == version  # `skysift publish` on the same stage finishes it
+    assert artifacts.orphans(root) == [] and artifacts.published(root) == {v0, version}

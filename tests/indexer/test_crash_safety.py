@@ -1,6 +1,8 @@
 """SIGKILL `skysift encode` / `skysift index` / `skysift publish` at named and at random points:
 `current` always stays on a complete version that validates, no finished shard is lost, and the
-next uncrashed run finishes with every object present exactly once (DESIGN.md §3).
+next uncrashed run finishes with every object present exactly once (DESIGN.md §3). A publish
+killed between its rename into versions/ and the swap of `current` is finished by the next run
+of the same job: one version results and no orphan is left.
 
 Named points are `indexer.artifacts.crash_point` calls, armed with SKYSIFT_TEST_CRASH_AT=<name>[:<n>].
 Random points are SIGKILLs sent after a seeded random delay (SKYSIFT_CRASH_SEED reproduces one).
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.artifacts import current_dir, current_version
+from indexer.artifacts import current_dir, current_version, list_versions, orphans
 from indexer.encode import n_shards, shard_paths
 from indexer.store import IndexedSurvey
 from survey.native import NativeSurvey
@@ -138,6 +140,10 @@ class Runner:
         if self.zygote is not None:
             self.zygote.stdin.close()  # type: ignore[union-attr]
             self.zygote.wait(timeout=30)
+
+
+def version_names(root: Path) -> list[str]:
+    return [v["version"] for v in list_versions(root)]
 
 
 def check_current(root: Path, expected: str, n: int) -> None:
@@ -281,15 +287,35 @@ def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         v1 = json.loads((job / "stage.publish.json").read_text())["version"]
         assert (root / "versions" / v1 / "manifest.json").exists()
         check_current(root, v_random, n)
+        assert orphans(root) == [v1]
         # ... and re-running the same publish finishes it
         assert runner.run(["publish", "--stage", str(stage), "--artifacts", str(root)]) == 0
         check_current(root, v1, n)
         check_complete(root, tiny_survey, reference)
 
-        # -- index: killed with the new link made but not yet renamed over current
+        # -- index: killed between the rename into versions/ and the swap: the re-run of the same
+        # job finishes that publish instead of building another version (no orphan is left)
+        killed(runner.run(index, crash_at="publish.after_rename"), "index publish.after_rename")
+        v2 = json.loads((job / "stage.publish.json").read_text())["version"]
+        check_current(root, v1, n)
+        assert orphans(root) == [v2]
+        before = set(version_names(root))
+        assert runner.run(index) == 0
+        check_current(root, v2, n)
+        assert set(version_names(root)) == before and orphans(root) == [], "the re-run built another version"
+        assert not (job / "stage.publish.json").exists()
+
+        # -- index: killed with the new link made but not yet renamed over current; the re-run
+        # finishes this publish too
         killed(runner.run(index, crash_at="publish.before_swap"), "publish.before_swap")
         assert list(root.glob(".current.*.tmp"))
-        check_current(root, v1, n)
+        check_current(root, v2, n)
+        v3 = json.loads((job / "stage.publish.json").read_text())["version"]
+        assert orphans(root) == [v3]
+        before = set(version_names(root))
+        assert runner.run(index) == 0
+        check_current(root, v3, n)
+        assert set(version_names(root)) == before and orphans(root) == []
 
         # -- index: a random point anywhere in build + publish
         t0 = time.time()
@@ -298,20 +324,21 @@ def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         v_last = current_version(root)
         if rc != 0:
             killed(rc, "index@random")
-            assert v_last == v1
+            assert v_last == v3
         check_current(root, v_last, n)
 
         # -- the next uncrashed run (a fresh interpreter) finishes: every object exactly once
         assert runner.run(index, fresh=True) == 0, (runner.log.read_text()[-3000:], why)
         v_final = current_version(root)
-        assert v_final not in (v0, v1)
+        assert v_final not in (v0, v1, v2)
         check_current(root, v_final, n)
         check_complete(root, tiny_survey, reference)
         assert not list(root.glob(".current.*.tmp")), "stale link left by the killed publish"
+        assert orphans(root) == [], "a killed publish left a version nothing made current"
     finally:
         runner.close()
-    # 10 named points always kill; the 4 random ones kill unless the run finished first
-    assert len(kills) >= 10, (kills, why)
+    # 11 named points always kill; the 4 random ones kill unless the run finished first
+    assert len(kills) >= 11, (kills, why)
     print(f"{len(kills)} kills: {kills} {why}")
 
 
