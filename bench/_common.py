@@ -210,6 +210,18 @@ def median_min_max(values: Sequence[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- output
 
 
+def require_measured(bench: str, **counts: float | None) -> None:
+    """Stop the benchmark (exit 1, one line on stderr, no JSON written) when a count it measured is
+    zero, missing or NaN: a run that timed nothing (a server that never answered, an empty survey)
+    must not leave a result of zeros that reads as a measurement, or as a target met."""
+    empty = {k: v for k, v in counts.items() if v is None or v != v or v <= 0}
+    if empty:
+        what = ", ".join(f"{k}={v}" for k, v in empty.items())
+        raise SystemExit(f"{bench}: error: nothing measured ({what}); no results written")
+
+
+
+
 def write_json(path: Path, result: dict[str, Any]) -> None:
     """Write a result as indented JSON with a final newline (the form of bench/results/*.json, so
     that a rerun diffs cleanly), creating the folder."""

@@ -26,6 +26,11 @@ Internal sub-commands (each runs in its own process): `serve`, `load`.
 The server runs with OMP_NUM_THREADS=1 and OMP_WAIT_POLICY=PASSIVE: a single-query search gains
 nothing from threads, and spinning OpenMP threads starve everything else on two shared cores
 (see bench/bench_index_types.py).
+
+The server writes its output (the service's access log, one line per request, as `skysift serve`
+does; `--access-log off` silences it) to `server-<N>w.log` in the work folder, never to a pipe
+nobody reads: a full pipe blocks the server on its own log after ~64 KB, and the run then
+measures nothing. A phase that completed no request stops the run with exit 1 and no JSON.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from _common import (
     memory_gb,
     platform_machine,
     prefer_passive_omp,
+    require_measured,
     utc_now_iso,
     versions,
     write_json,
@@ -256,18 +262,35 @@ def asgi_in_process(root: Path, ids: list[str], k: int) -> dict[str, float]:
 # ---------------------------------------------------------------- server and load processes
 
 
+ACCESS_LOG_ENV = "SKYSIFT_BENCH_ACCESS_LOG"  # "0": the server's processes silence the access log
+
+
+def create_app_for_bench() -> Any:
+    """`app.main.create_app_from_env` (what each `skysift serve --workers N` process runs), with the
+    service's access log (logger skysift.access) silenced when ACCESS_LOG_ENV is "0". A factory
+    named by import string, so uvicorn's spawned worker processes run it too."""
+    import logging
+
+    from app.main import create_app_from_env
+
+    app = create_app_from_env()
+    if os.environ.get(ACCESS_LOG_ENV) == "0":
+        logging.getLogger("skysift.access").disabled = True
+    return app
+
+
 def serve(args: argparse.Namespace) -> None:
-    """The server as `skysift serve --workers N` runs it: settings from SKYSIFT_* variables."""
+    """The server as `skysift serve --workers N` runs it: settings from SKYSIFT_* variables.
+    uvicorn's own access log is off; the service's (skysift.access) is on unless --access-log off."""
     import uvicorn
 
     os.environ.update({"SKYSIFT_ARTIFACTS": args.artifacts, "SKYSIFT_WATCH_INTERVAL_S": "0",
-                       "SKYSIFT_VOTES_DB": str(Path(args.artifacts) / "votes.sqlite")})
+                       "SKYSIFT_VOTES_DB": str(Path(args.artifacts) / "votes.sqlite"),
+                       ACCESS_LOG_ENV: "1" if args.access_log == "on" else "0"})
     if args.workers == 1:
-        from app.main import create_app_from_env
-
-        uvicorn.run(create_app_from_env(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(create_app_for_bench(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     else:
-        uvicorn.run("app.main:create_app_from_env", factory=True, host="127.0.0.1", port=args.port,
+        uvicorn.run("bench_service_load:create_app_for_bench", factory=True, host="127.0.0.1", port=args.port,
                     log_level="warning", access_log=False, workers=args.workers)
 
 
@@ -398,20 +421,27 @@ def run_load(url: str, server_pid: int, n: int, concurrency: int, requests: int,
     return res
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> float:
+def tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float, server_log: Path) -> float:
     import httpx
 
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+            raise RuntimeError(f"server exited with {proc.returncode}; {server_log} ends:\n{tail(server_log)}")
         try:
             if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return time.perf_counter() - t0
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise RuntimeError("server not ready in time")
+    raise RuntimeError(f"server not ready in {timeout:g} s; {server_log} ends:\n{tail(server_log)}")
 
 
 # ---------------------------------------------------------------- the run
@@ -487,7 +517,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "concurrency": args.concurrency, "workers": args.workers, "client": client,
                      "throughput_requests": args.requests, "latency_requests": args.latency_requests,
                      "warmup_requests": args.warmup, "max_phase_s": args.duration, "repeats": args.repeats,
-                     "server": "uvicorn (httptools + uvloop when installed), access_log off, watcher off",
+                     "server": "uvicorn (httptools + uvloop when installed), uvicorn's access log off, "
+                               "watcher off",
+                     "access_log": access_log_note(args.access_log),
                      "server_env": SERVER_ENV, "load_generator": load_gen},
         "build": build,
         "targets": {"requests_per_s": f">= {TARGET_RPS:g}",
@@ -505,17 +537,20 @@ def measure_server(root: Path, workers: int, client: str, args: argparse.Namespa
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, **SERVER_ENV}
-    server = subprocess.Popen([sys.executable, __file__, "serve", "--artifacts", str(root), "--port", str(port),
-                               "--workers", str(workers)], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    server_log = root / f"server-{workers}w.log"
+    with open(server_log, "w") as out:  # a file, never an unread pipe (the server would block on it)
+        server = subprocess.Popen([sys.executable, __file__, "serve", "--artifacts", str(root), "--port", str(port),
+                                   "--workers", str(workers), "--access-log", args.access_log],
+                                  env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
     def phase(concurrency: int, requests: int, seed: int) -> dict[str, Any]:
         if client == "wrk":
             return run_wrk(url, [server.pid], args.n, concurrency, args.duration, 10, seed)
         return run_load(url, server.pid, args.n, concurrency, requests, args.duration, 10, seed)
 
-    phases: dict[str, Any] = {"workers": workers, "client": client}
+    phases: dict[str, Any] = {"workers": workers, "client": client, "server_log": str(server_log)}
     try:
-        phases["ready_s"] = round(wait_ready(url, server, timeout=600), 1)
+        phases["ready_s"] = round(wait_ready(url, server, timeout=600, server_log=server_log), 1)
         log(f"{workers} worker(s) ready after {phases['ready_s']} s")
         phase(max(4, 2 * workers), args.warmup, args.seed)  # warm-up (every worker), dropped
         phases["latency"] = [phase(1, args.latency_requests, args.seed + 100 + i) for i in range(args.repeats)]
@@ -529,7 +564,26 @@ def measure_server(root: Path, workers: int, client: str, args: argparse.Namespa
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+    with open(server_log, errors="replace") as f:
+        phases["access_log_lines"] = sum(" skysift.access " in line for line in f)
+    require_phases_measured(phases)
     return phases
+
+
+def require_phases_measured(phases: dict[str, Any]) -> None:
+    """Exit 1 (no JSON) when a timed phase completed no request or no request succeeded: 0 req/s is
+    not a measurement, and its empty latencies would read as a met latency target."""
+    for name in ("latency", "throughput"):
+        for i, p in enumerate(phases.get(name, [])):
+            where = f"{phases['workers']} worker(s), {name} repeat {i}"
+            require_measured(BENCH, **{f"{where}: requests": p["requests"],
+                                       f"{where}: answered": p["requests"] - p["errors"]})
+
+
+def access_log_note(access_log: str) -> str:
+    if access_log == "on":
+        return "on: the service's access log (skysift.access), one line per request, to server-<N>w.log"
+    return "off (--access-log off): logger skysift.access disabled in every server process"
 
 
 def summarise(phases: dict[str, Any], search_p50: float) -> dict[str, Any]:
@@ -590,7 +644,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"- command: `{res['command']}`",
         f"- index: `{b['index_factory']}` {b['search_params']}, recall@10 {b['recall_at_10']:.3f}, "
         f"n = {s['n']:,} x {s['dim']}",
-        f"- server: {s['server']}, env {s['server_env']}; load: {s['load_generator']}; "
+        f"- server: {s['server']}, env {s['server_env']}; access log: "
+        f"{s.get('access_log', 'not recorded (runs before the access-log setting)')}; load: {s['load_generator']}; "
         f"{res['repeats']} repeats of each phase of at most {s['max_phase_s']:g} s (median shown), warm-up dropped",
         "",
         f"**Headline ({m['config']}):** {m['requests_per_s']:.0f} requests/s with {s['concurrency']} in flight "
@@ -637,6 +692,7 @@ def main() -> None:
     sp.add_argument("--artifacts", required=True)
     sp.add_argument("--port", type=int, required=True)
     sp.add_argument("--workers", type=int, default=1)
+    sp.add_argument("--access-log", choices=["on", "off"], default="on")
     lp = sub.add_parser("load")
     lp.add_argument("--url", required=True)
     lp.add_argument("--n", type=int, required=True)
@@ -661,6 +717,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--duration", type=float, default=20.0, help="time bound of each phase, s")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--access-log", choices=["on", "off"], default="on",
+                   help="the service's access log, as `skysift serve` writes it (to server-<N>w.log); off: silenced")
     p.add_argument("--search-queries", type=int, default=2000)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
