@@ -1,0 +1,180 @@
+"""Ablation of MoCo settings on a labelled real survey: same-class precision@10 as training goes.
+
+`bench_real_retrieval.py` measures the product end to end (ingest -> train -> index) once; this
+script is the quick loop for finding a recipe: it holds an ingested survey in memory, trains MoCo
+with the product's own pieces (``training.loop.build_moco`` / ``train_step``, ``training.augment``,
+``encoder.preprocess``) plus a few candidate augmentations that the product does not have yet
+(per-band and overall brightness jitter, a noise floor in units of the band's spread, a radial
+aperture that fades out neighbours), and every ``--eval-every`` epochs scores the encoder's
+representation several ways on the labelled objects:
+
+- ``plain``: the pooled backbone on the centre crop (what ``skysift index`` stores today);
+- ``tta8``: the mean of the 8 rotations/flips of the crop (a rotation-invariant embedding);
+- ``c``, ``c_std``, ``c_wh32``: centred, standardised, and PCA-whitened to 32 dims (fitted on the
+  survey itself), each also on the TTA mean (``c_tta*``);
+- ``proj``: the projection head's output.
+
+Epoch 0 is the randomly initialised network, the baseline every run is compared with in one run.
+
+    .venv/bin/python bench/ablate_real_ssl.py --survey runs/gz1/survey \\
+        --labels ../shared/data/real/gz1_sdss_dev/labels.csv --epochs 20 --name B_strong \\
+        --jitter 0.1 --gain 0.3 --noise-floor 0.3 --aug '{"scale_min": 0.8, "scale_max": 1.25}'
+
+Writes bench/results/real_ssl_ablation_<name>.json (rewritten after every evaluation, so a run
+stopped early keeps what it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+from _common import RESULTS_DIR, command_line, git_sha, host_machine, log, utc_now_iso, write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--survey", type=Path, required=True, help="an ingested survey (skysift ingest --out)")
+    ap.add_argument("--labels", type=Path, required=True, help="CSV with the id and label columns")
+    ap.add_argument("--id-column", default="objid")
+    ap.add_argument("--label-column", default="gz1_class_name")
+    ap.add_argument("--merge", default="spiral_cw=spiral,spiral_acw=spiral", help="label=coarse,...")
+    ap.add_argument("--classes", default="elliptical,edge_on,spiral,merger", help="the scored classes")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--aug", default="{}", help="AugmentSettings fields as JSON (redden is off)")
+    ap.add_argument("--train", default="{}", help="TrainSettings fields as JSON")
+    ap.add_argument("--jitter", type=float, default=0.0, help="per-band brightness jitter, sigma of ln(gain)")
+    ap.add_argument("--gain", type=float, default=0.0, help="overall brightness jitter, sigma of ln(gain)")
+    ap.add_argument("--noise-floor", type=float, default=0.0,
+                    help="add Gaussian noise of sigma U(0, f) x the band's spread (display surveys)")
+    ap.add_argument("--aperture", type=float, default=0.0,
+                    help="fade the input to 0 beyond this radius (px of the crop), cosine taper; 0 = off")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N objects (smoke runs)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--name", default="run")
+    a = ap.parse_args()
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from encoder.preprocess import PreprocessConfig, for_survey, preprocess
+    from survey.native import NativeSurvey
+    from training.augment import AugmentSettings, augment
+    from training.loop import build_moco, lr_at, train_step
+    from training.settings import TrainSettings, resolve_sizes
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    survey = NativeSurvey(a.survey)
+    n = len(survey) if not a.limit else min(a.limit, len(survey))
+    images = torch.from_numpy(np.ascontiguousarray(survey.images(np.arange(n)), dtype=np.float32))
+    merge = dict(kv.split("=") for kv in a.merge.split(",") if kv)
+    with open(a.labels, newline="") as f:
+        label_of = {r[a.id_column]: merge.get(r[a.label_column], r[a.label_column]) for r in csv.DictReader(f)}
+    labels = np.array([label_of.get(str(i), "") for i in survey.catalog["object_id"][:n]])
+    classes = a.classes.split(",")
+    scored = np.isin(labels, classes)
+
+    aug = AugmentSettings(**{"redden": False, **json.loads(a.aug)})
+    s = resolve_sizes(TrainSettings(epochs=a.epochs, augment=aug, **json.loads(a.train)), n)
+    units = survey.units
+    pre = for_survey(PreprocessConfig(bands=survey.bands, pixel_scale_arcsec=survey.pixel_scale_arcsec,
+                                      input_size_px=aug.crop_size_px, band_scale=(1.0,) * len(survey.bands),
+                                      kind=units.kind), units)
+    c = len(survey.bands)
+    model, opt = build_moco(s, c, torch.device("cpu"))
+    spread = torch.tensor([b.spread for b in units.per_band]).view(1, c, 1, 1)
+    noise = torch.tensor([b.noise for b in units.per_band])
+    offset = torch.tensor(pre.band_offset or (0.0,) * c).view(1, c, 1, 1)
+    size = aug.crop_size_px
+    yy, xx = torch.meshgrid(torch.arange(size) - (size - 1) / 2, torch.arange(size) - (size - 1) / 2, indexing="ij")
+    r = (yy**2 + xx**2).sqrt()
+    window = (torch.ones(size, size) if not a.aperture else
+              0.5 * (1 + torch.cos(math.pi * ((r - a.aperture) / (0.35 * a.aperture)).clamp(0, 1))))
+    window = window.view(1, 1, size, size)
+    gen, shuffle = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+
+    def precision(emb: torch.Tensor) -> dict[str, float]:
+        e = F.normalize(emb, dim=1).numpy()[scored]
+        lab = labels[scored]
+        sim = e @ e.T
+        np.fill_diagonal(sim, -np.inf)
+        nn = np.argpartition(-sim, 10, axis=1)[:, :10]
+        hit = (lab[nn] == lab[:, None]).mean(1)
+        per = {k: round(float(hit[lab == k].mean()), 4) for k in classes if (lab == k).any()}
+        return {"macro": round(float(np.mean(list(per.values()))), 4), **per}
+
+    @torch.inference_mode()
+    def evaluate() -> dict[str, dict[str, float]]:
+        enc = model.encoder_q
+        enc.eval()
+        x = preprocess(images, pre) * window
+
+        def feats(v: torch.Tensor) -> torch.Tensor:
+            return torch.cat([enc.features(v[i:i + 512]) for i in range(0, n, 512)])
+
+        views = [feats(torch.rot90(x, k % 4, dims=(-2, -1)).flip(-1) if k >= 4 else torch.rot90(x, k, dims=(-2, -1)))
+                 for k in range(8)]
+        out = {"plain": precision(views[0]),
+               "tta8": precision(torch.stack([F.normalize(v, dim=1) for v in views]).mean(0))}
+        for name, f in (("c", views[0]), ("c_tta", torch.stack(views).mean(0))):
+            z = f - f.mean(0)
+            out[name] = precision(z)
+            out[name + "_std"] = precision(z / (z.std(0) + 1e-6))
+            out[name + "_wh32"] = precision(torch.linalg.svd(z, full_matrices=False)[0][:, :32])
+        out["proj"] = precision(torch.cat([enc.project(x[i:i + 512]) for i in range(0, n, 512)]))
+        enc.train()
+        return out
+
+    def views_of(rows: torch.Tensor) -> list[torch.Tensor]:
+        x, m = images[rows], len(rows)
+        out = []
+        for _ in range(2):
+            v = augment(x, ebv=torch.zeros(m), psf_fwhm_arcsec=torch.full((m, c), 0.1),
+                        noise_sigma=noise.expand(m, c), coeffs=torch.zeros(c),
+                        pixel_scale_arcsec=survey.pixel_scale_arcsec, settings=aug, generator=gen)
+            if a.jitter or a.gain:
+                g = torch.exp(a.jitter * torch.randn(m, c, 1, 1, generator=gen)
+                              + a.gain * torch.randn(m, 1, 1, 1, generator=gen))
+                v = (v - offset) * g + offset
+            if a.noise_floor:
+                v = v + a.noise_floor * torch.rand(m, 1, 1, 1, generator=gen) * spread * torch.randn(
+                    v.shape, generator=gen)
+            out.append(preprocess(v, pre, crop=False) * window)
+        return out
+
+    result = {"benchmark": "real_ssl_ablation", "name": a.name, "date": utc_now_iso(), "git_sha": git_sha(),
+              "command": command_line(), "machine": host_machine(), "survey": str(a.survey), "n_objects": n,
+              "batch_size": s.batch_size, "queue_size": s.queue_size, "augment": aug.model_dump(),
+              "evals": []}
+    path = a.out / f"real_ssl_ablation_{a.name}.json"
+
+    def record(epoch: int, seconds: float) -> None:
+        r = evaluate()
+        result["evals"].append({"epoch": epoch, "train_s": round(seconds, 1), **r})
+        write_json(path, result)
+        log(f"epoch {epoch}: " + ", ".join(f"{k} {v['macro']:.3f}" for k, v in r.items()))
+
+    record(0, 0.0)
+    steps = n // s.batch_size
+    total, base = steps * s.epochs, s.lr_per_256 * s.batch_size / 256
+    step, t0 = 0, time.perf_counter()
+    for epoch in range(1, s.epochs + 1):
+        order = torch.randperm(n, generator=shuffle)
+        for b in range(steps):
+            train_step(model, opt, views_of(order[b * s.batch_size:(b + 1) * s.batch_size]), shuffle,
+                       lr_at(step, total, base, s), False)
+            step += 1
+        if epoch % a.eval_every == 0 or epoch == s.epochs:
+            record(epoch, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()
