@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from survey.readers.fits_header import MAX_PIXEL_SCALE_ARCSEC, MIN_PIXEL_SCALE_ARCSEC
+
 from .schemas import ErrorBody, NeighbourRecord, SimilarResponse
 
 # ---- position search
@@ -78,7 +80,7 @@ class CutoutSearchForm(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field would otherwise be silently ignored
 
     pixel_scale_arcsec: float | None = Field(
-        None, gt=0, le=3600,
+        None, ge=MIN_PIXEL_SCALE_ARCSEC, le=MAX_PIXEL_SCALE_ARCSEC,
         description="arcsec per pixel of the upload; required for FITS without WCS or PIXSCALE, "
                     "assumed to be the model's for NPY/PNG/JPEG when absent")
     bands: str | None = Field(

@@ -49,7 +49,14 @@ from astropy.io import fits
 from PIL import Image, UnidentifiedImageError
 
 from survey.readers.errors import CorruptFile, EmptyStamp, LayoutMismatch
-from survey.readers.fits_header import band_names, celestial_wcs, centre_position, pixel_scale
+from survey.readers.fits_header import (
+    MAX_PIXEL_SCALE_ARCSEC,
+    MIN_PIXEL_SCALE_ARCSEC,
+    band_names,
+    celestial_wcs,
+    centre_position,
+    pixel_scale,
+)
 from survey.readers.image_folder import image_planes
 from survey.readers.resize import conform
 from survey.render import BAND_WEIGHTS
@@ -186,6 +193,10 @@ def decode_upload(data: bytes, filename: str | None, card: ModelCard, *, pixel_s
     fmt = sniff(data)
     check_name(filename, fmt)
     where = f"upload {filename!r}" if filename else "upload"
+    if pixel_scale_arcsec is not None and not (
+            MIN_PIXEL_SCALE_ARCSEC <= pixel_scale_arcsec <= MAX_PIXEL_SCALE_ARCSEC):  # also refuses NaN
+        raise BadField(f"pixel_scale_arcsec={pixel_scale_arcsec:g} is not a usable pixel scale (expected "
+                       f"{MIN_PIXEL_SCALE_ARCSEC:g} to {MAX_PIXEL_SCALE_ARCSEC:g} arcsec/px)")
     if fmt == "fits":
         return _decode_fits(data, where, card, pixel_scale_arcsec, bands, max_side_px)
     if fmt == "npy":
@@ -291,7 +302,7 @@ def _read_fits(data: bytes, where: str, card: ModelCard, given_scale: float | No
             raise ConflictingInput(f"{where}: bands={','.join(given_bands)} contradicts the header's "
                                    f"{','.join(named)}; drop the field or fix the header")
         bands, order = _match_bands(named or given_bands, shape[0], card, where, notes)
-        wcs = celestial_wcs(header)
+        wcs = celestial_wcs(header, where)
         header_scale = pixel_scale(header, wcs, where)
         scale, source = _scale(header_scale, "wcs" if wcs is not None else "header", given_scale, where, card, notes,
                                required=True)

@@ -147,7 +147,7 @@ class FitsBandFiles:
             shape = _shape(header, where)
             if shape[0] != 1:
                 raise LayoutMismatch(where, f"a band file holds one 2-D image; found {shape[0]} planes", oid)
-            wcs = celestial_wcs(header)
+            wcs = celestial_wcs(header, where, oid)
             scale = pixel_scale(header, wcs, where, oid) or self._fallback_scale
             if scale is None:
                 raise CalibrationError(where, "no pixel scale: no celestial WCS or PIXSCALE key; pass "

@@ -22,38 +22,86 @@ SCALE_KEYS = ("PIXSCALE", "PIXSCAL1", "PIXEL_SCALE", "SECPIX")
 POSITION_KEYS = (("RA", "DEC"), ("RA_OBJ", "DEC_OBJ"), ("OBJRA", "OBJDEC"))
 #: Square-pixel tolerance: the two axes' scales may differ by this fraction.
 SQUARE_TOL = 0.01
+#: Pixel scales (arcsec) outside this range are header mistakes, not instruments: VLBI images have
+#: pixels of ~1e-4 arcsec, all-sky maps of ~1 deg. Bounding them keeps every ratio of two scales
+#: (resampling factors, output sizes) finite: 1e-300 would make 0.262 / 1e-300 overflow later.
+MIN_PIXEL_SCALE_ARCSEC = 1e-6
+MAX_PIXEL_SCALE_ARCSEC = 3600.0
+#: CTYPE prefixes of celestial axes (FITS WCS paper II); a header naming one means to have a WCS.
+_CELESTIAL_CTYPES = ("RA--", "DEC-", "GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT")
 
 
-def celestial_wcs(header: fits.Header) -> WCS | None:
-    """The celestial part of the header's WCS, or None if it has none."""
+def celestial_wcs(header: fits.Header, source: str = "FITS header", object_id: str | None = None) -> WCS | None:
+    """The celestial part of the header's WCS, or None if the header declares none.
+
+    A header whose CTYPEs name celestial axes but whose WCS astropy cannot build (a zero CDELT, a
+    singular CD/PC matrix) raises CalibrationError naming the keys: reporting "no celestial WCS"
+    would send the user looking for keys that are there. Other broken WCS keywords without a
+    celestial CTYPE fall back to None (then PIXSCALE-like keys).
+    """
     with warnings.catch_warnings():
         # Old headers trigger harmless "datfix"/"unitfix" notes; they do not change the sky mapping.
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             wcs = WCS(header)
-        except Exception:  # astropy raises many types for broken WCS keywords; fall back to keys
-            return None
+        except Exception as e:  # astropy raises many types for broken WCS keywords
+            if not _declares_celestial(header):
+                return None
+            raise CalibrationError(source, f"the celestial WCS cannot be used: {_wcs_problem(header, e)}",
+                                   object_id) from e
     return wcs.celestial if wcs.has_celestial else None
+
+
+def _declares_celestial(header: fits.Header) -> bool:
+    ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in (1, 2, 3)]
+    return any(c.startswith(_CELESTIAL_CTYPES) for c in ctypes)
+
+
+def _wcs_problem(header: fits.Header, exc: Exception) -> str:
+    """One line: the zero CDELTi if that is the cause, else astropy's first line."""
+    zero = [f"CDELT{i}" for i in (1, 2) if _is_zero(header.get(f"CDELT{i}"))]
+    if zero and not any(k in header for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2")):
+        return f"{' and '.join(zero)} = 0 (a pixel of zero size; the pixel-to-sky matrix is singular)"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return f"{first} ({type(exc).__name__}); check CDELTi / CDi_j / PCi_j"
+
+
+def _is_zero(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == 0
+
+
+def check_pixel_scale(value: float, what: str, source: str, object_id: str | None = None) -> float:
+    """`value` arcsec/px if it is within [MIN_PIXEL_SCALE_ARCSEC, MAX_PIXEL_SCALE_ARCSEC], else
+    CalibrationError naming `what` (e.g. "PIXSCALE" or "the WCS pixel scale")."""
+    if not (np.isfinite(value) and MIN_PIXEL_SCALE_ARCSEC <= value <= MAX_PIXEL_SCALE_ARCSEC):
+        raise CalibrationError(source, f"{what} = {value:g} arcsec/px is not a usable pixel scale (expected "
+                                       f"{MIN_PIXEL_SCALE_ARCSEC:g} to {MAX_PIXEL_SCALE_ARCSEC:g})", object_id)
+    return float(value)
 
 
 def pixel_scale(
     header: fits.Header, wcs: WCS | None, source: str, object_id: str | None = None
 ) -> float | None:
-    """Arcsec per pixel from the WCS (proj_plane_pixel_scales) or a SCALE_KEYS key."""
+    """Arcsec per pixel from the WCS (proj_plane_pixel_scales) or a SCALE_KEYS key.
+
+    A scale that is there but unusable (zero, negative, not a number, outside
+    [MIN_PIXEL_SCALE_ARCSEC, MAX_PIXEL_SCALE_ARCSEC]) raises CalibrationError naming its key.
+    """
     if wcs is not None:
         sx, sy = proj_plane_pixel_scales(wcs) * 3600.0  # deg -> arcsec
-        if not (np.isfinite(sx) and np.isfinite(sy)) or sx <= 0 or sy <= 0:
-            raise CalibrationError(
-                source, f"WCS pixel scale ({sx}, {sy}) arcsec is invalid", object_id
-            )
+        for axis, s in (("1", sx), ("2", sy)):
+            check_pixel_scale(float(s), f"the WCS pixel scale of axis {axis}", source, object_id)
         if abs(sx - sy) > SQUARE_TOL * max(sx, sy):
             raise CalibrationError(
                 source, f"non-square pixels ({sx:.4g}, {sy:.4g}) arcsec; resample first", object_id
             )
-        return float(np.sqrt(sx * sy))
+        return float(np.sqrt(sx) * np.sqrt(sy))  # sqrt(sx * sy) would underflow for tiny scales
     for key in SCALE_KEYS:
-        if key in header and _finite_positive(header[key]):
-            return float(header[key])
+        if key in header:
+            value = header[key]
+            if not (isinstance(value, int | float) and not isinstance(value, bool)):
+                raise CalibrationError(source, f"{key} = {value!r} is not a number of arcsec/px", object_id)
+            return check_pixel_scale(float(value), key, source, object_id)
     return None
 
 
@@ -105,10 +153,6 @@ def band_names(header: fits.Header, n_planes: int) -> tuple[str, ...] | None:
         if len(named) == 1:
             return (named[0],)
     return None
-
-
-def _finite_positive(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) and v > 0
 
 
 def _angle(v: object, *, hours_if_text: bool) -> float:

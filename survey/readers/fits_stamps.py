@@ -200,7 +200,7 @@ class FitsStamps:
         g = self._gal_rows.get((path.name, hdu))
         oid = str(self._gal["object_id"][g]) if g is not None else _header_id(header, self._id_keys)
         oid = oid or f"{_stem(Path(self._rel(path)))}/{hdu}"
-        wcs = celestial_wcs(header)
+        wcs = celestial_wcs(header, where, oid)
         pos = None
         if g is not None:
             pos = float(self._gal["ra"][g]), float(self._gal["dec"][g])

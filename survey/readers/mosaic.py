@@ -64,7 +64,7 @@ class Mosaic:
                 self.source, f"HDU {self.hdu} has {naxis} axes; a mosaic is 2-D or a (C, H, W) cube"
             )
         n_planes = int(header["NAXIS3"]) if naxis == 3 else 1
-        self.wcs = celestial_wcs(header)
+        self.wcs = celestial_wcs(header, str(self.source))
         if self.wcs is None:
             raise CalibrationError(
                 self.source,

@@ -14,6 +14,13 @@ from scipy import ndimage
 
 from ..cutout import Cutout
 
+#: Largest side a resampled stamp may have: beyond it the caller forgot to crop first (a 64 px
+#: stamp at 1e-3 of the target scale would otherwise ask for a 64,000,000 px side).
+MAX_RESAMPLED_SIDE_PX = 16384
+#: Largest ratio of two pixel scales resampled between (any plausible pair is within 4e9, see
+#: fits_header.MIN_PIXEL_SCALE_ARCSEC); beyond it sizes and flux factors overflow.
+MAX_SCALE_RATIO = 1e10
+
 
 def pad_crop(pixels: np.ndarray, size_px: int, fill: float = np.nan) -> np.ndarray:
     """Centre-crop or pad (C, H, W) to (C, size_px, size_px).
@@ -43,11 +50,14 @@ def resample(pixels: np.ndarray, from_scale: float, to_scale: float, order: int 
     values that are not flux (display images: a pixel's value is a brightness on screen). NaN pixels
     spread to their neighbours. The output side is round(side * from_scale / to_scale) for every caller.
     """
-    if not (0 < from_scale < float("inf") and 0 < to_scale < float("inf")):
-        raise ValueError(f"pixel scales must be positive and finite, got {from_scale} -> {to_scale}")
+    factor = _factor(from_scale, to_scale)
     if np.isclose(from_scale, to_scale, rtol=1e-6):
         return pixels.astype(np.float32, copy=False)
-    factor = from_scale / to_scale
+    out_side = max(pixels.shape[-2:], default=0) * factor
+    if out_side > MAX_RESAMPLED_SIDE_PX:
+        raise ValueError(f"resampling {pixels.shape[-1]}x{pixels.shape[-2]} px from {from_scale:g} to {to_scale:g} "
+                         f"arcsec/px would make {out_side:.3g} px a side (limit {MAX_RESAMPLED_SIDE_PX}); "
+                         f"crop first (conform does)")
     if factor < 0.5:
         c, h, w = pixels.shape
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
@@ -68,12 +78,24 @@ def conform(pixels: np.ndarray, from_scale: float, to_scale: float, size_px: int
     from `from_scale` to `to_scale`, then centre pad/crop to size_px (None: keep the resampled size).
     """
     if size_px is not None:
-        need = int(np.ceil(size_px * to_scale / from_scale)) + margin_px
+        need = int(np.ceil(size_px / _factor(from_scale, to_scale))) + margin_px
         h, w = pixels.shape[-2:]
         if h > need or w > need:
             pixels = pad_crop(pixels, min(max(h, w), need))
     pixels = resample(pixels, from_scale, to_scale, conserve_flux=conserve_flux)
     return pad_crop(pixels, size_px) if size_px is not None else pixels
+
+
+def _factor(from_scale: float, to_scale: float) -> float:
+    """from_scale / to_scale, refusing scales or ratios that are not positive and finite (a
+    subnormal scale such as 5e-324 gives an infinite ratio, and sizes computed from it overflow)."""
+    if not (0 < from_scale < float("inf") and 0 < to_scale < float("inf")):
+        raise ValueError(f"pixel scales must be positive and finite, got {from_scale} -> {to_scale}")
+    factor = from_scale / to_scale
+    if not (1 / MAX_SCALE_RATIO <= factor <= MAX_SCALE_RATIO):  # also keeps factor**-2 (the flux area) finite
+        raise ValueError(f"pixel scales {from_scale:g} -> {to_scale:g} arcsec/px differ by more than a factor of "
+                         f"{MAX_SCALE_RATIO:g}")
+    return factor
 
 
 def to_common(cutout: Cutout, size_px: int, pixel_scale_arcsec: float | None = None) -> Cutout:

@@ -50,6 +50,12 @@ def wcs_header(scale_x: float = SCALE, scale_y: float = SCALE, size: int = 64) -
     return h
 
 
+def scale_header(arcsec_per_px: float) -> fits.Header:
+    h = fits.Header()
+    h["PIXSCALE"] = arcsec_per_px
+    return h
+
+
 def fits_bytes(data: np.ndarray | None, header: fits.Header | None = None, bands: tuple[str, ...] | None = BANDS,
                extra_hdus: list[fits.hdu.base.ExtensionHDU] | None = None) -> bytes:
     hdr = fits.Header() if header is None else header.copy()
@@ -221,6 +227,21 @@ CASES: list[BadUpload] = [
         [fits.Column(name="ra", format="D", array=np.array([150.0]))])])), 422, "unreadable_cutout", "BinTableHDU"),
     BadUpload("fits_non_square_pixels", file("rect.fits", lambda: fits_bytes(galaxy(), wcs_header(0.262, 0.5))),
               422, "unreadable_cutout", "non-square"),
+    # -- pixel scales that are there but unusable (once a 500: 0.262 / 1e-300 overflowed in resampling)
+    BadUpload("fits_pixscale_tiny", file("tiny.fits", lambda: fits_bytes(galaxy(), scale_header(1e-300))), 422,
+              "unreadable_cutout", "PIXSCALE = 1e-300"),
+    BadUpload("fits_pixscale_zero", file("zero.fits", lambda: fits_bytes(galaxy(), scale_header(0.0))), 422,
+              "unreadable_cutout", "PIXSCALE = 0"),
+    BadUpload("fits_wcs_scale_tiny", file("tiny.fits", lambda: fits_bytes(galaxy(), wcs_header(1e-300, 1e-300))),
+              422, "unreadable_cutout", "WCS pixel scale"),
+    BadUpload("fits_cdelt_zero", file("cdelt0.fits", lambda: fits_bytes(galaxy(), wcs_header(0.0, 0.0))), 422,
+              "unreadable_cutout", "CDELT1 and CDELT2 = 0"),
+    BadUpload("fits_cdelt2_zero", file("cdelt0.fits", lambda: fits_bytes(galaxy(), wcs_header(SCALE, 0.0))), 422,
+              "unreadable_cutout", "CDELT2 = 0"),
+    BadUpload("tiny_pixel_scale_field", file("c.npy", lambda: npy_bytes(galaxy()), pixel_scale_arcsec="1e-300"), 422,
+              "invalid_parameter", "pixel_scale_arcsec"),
+    BadUpload("subnormal_pixel_scale_field", file("c.npy", lambda: npy_bytes(galaxy()), pixel_scale_arcsec="5e-324"),
+              422, "invalid_parameter", "pixel_scale_arcsec"),
     BadUpload("fits_scale_contradicts_wcs", file("cube.fits", good_fits, pixel_scale_arcsec="0.5"), 422,
               "conflicting_input", "contradicts the header"),
     BadUpload("fits_bands_field_mismatch", file("cube.fits", good_fits, bands="u,g,r"), 422, "conflicting_input",
