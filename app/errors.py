@@ -1,6 +1,13 @@
-"""The one place domain exceptions become HTTP answers: JSON {"error": code, "detail": sentence}."""
+"""The one place domain exceptions become HTTP answers: JSON {"error": code, "detail": sentence}.
+
+That holds for unexpected exceptions too: a 500 is `internal_error` naming the request id (also in
+its X-Request-ID header), and the traceback is logged on `skysift.errors` with the same id, so a
+user's report can be matched to the log line without showing internals to the client.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from encoder.errors import IncompatibleInput
 from indexer.errors import ArtifactMismatch, NoCurrentVersion
 from survey.errors import CatalogError, UnknownObject, UnreadableCutout
+
+from .middleware import REQUEST_ID_HEADER, request_id_of
+
+log = logging.getLogger("skysift.errors")
 
 
 class ApiError(Exception):
@@ -72,6 +83,18 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route; see /docs for the API"
         return error_response(exc.status_code, code, detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette calls this from its outermost ServerErrorMiddleware, then re-raises exc so the
+        # server logs it too; the line below is the one that carries the request id.
+        rid = request_id_of(request.scope) or "none"
+        log.error("request %s %s %s failed: %s: %s", rid, request.method, request.url.path, type(exc).__name__, exc,
+                  exc_info=exc)
+        response = error_response(500, "internal_error", f"unexpected server error; the service log has the "
+                                                         f"details under request id {rid}")
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

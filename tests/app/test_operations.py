@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app, create_app_from_env
 from app.settings import ServiceSettings
 
-LINE = re.compile(r"^(GET|POST) (\S+) (\d{3}) (\d+\.\d)ms$")
+LINE = re.compile(r"^(GET|POST) (\S+) (\d{3}) (\d+\.\d)ms id=[0-9a-f]{32}$")
 
 
 def test_access_log_names_method_path_status_and_latency(tiny_artifacts: Path, tmp_path: Path,
