@@ -7,6 +7,7 @@ one slow case, the first load of a version, goes to the thread pool.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -29,5 +30,11 @@ async def get_index(request: Request) -> IndexedSurvey:
     return await run_in_threadpool(holder.get)
 
 
+async def get_decode_slots(request: Request) -> asyncio.Semaphore:
+    """The app's bound on uploads decoding at once (ServiceSettings.max_concurrent_decodes)."""
+    return request.app.state.decode_slots
+
+
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 IndexDep = Annotated[IndexedSurvey, Depends(get_index)]
+DecodeSlotsDep = Annotated[asyncio.Semaphore, Depends(get_decode_slots)]

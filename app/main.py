@@ -63,6 +63,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.holder = holder
+    app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)  # uploads decoding at once
     errors.install(app)
     for r in (
         objects.router,

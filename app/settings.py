@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,11 @@ class ServiceSettings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_cutout_px: int = 512
     max_upload_side_px: int = 4096  # larger uploads are refused from their header, before decoding
+    # C x H x W pixel values an upload may decode to (checked from its header, before decoding): a few kB
+    # of PNG can announce 4096^2 RGBA. 2**22 = one band of 2048^2 or three of 1182^2 (16 MB as float32)
+    max_upload_decoded_px: int = Field(2**22, ge=1)
+    # uploads decoded and embedded at once (each takes a few copies of its decoded pixels); more wait their turn
+    max_concurrent_decodes: int = Field(2, ge=1)
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -33,7 +33,9 @@ version's own encoder is the service's (app/uploads.py).
 
 Every problem raises a named exception: UploadError subclasses here (app/uploads.py adds the
 request-body ones), or the survey's CorruptFile/EmptyStamp/CalibrationError (UnreadableCutout) and
-the encoder's IncompatibleInput; sizes are checked from headers before any pixel array is allocated.
+the encoder's IncompatibleInput; sizes (DecodeLimits: side and decoded pixel values) are checked
+from headers (PIL's size and mode before load(), FITS NAXISn before data, the NPY header) before any
+pixel array is allocated.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ from .card import ModelCard
 from .errors import IncompatibleInput
 
 MAX_SIDE_PX = 4096  # per image side, checked from headers before decoding
+# Pixel values decoded (C x H x W, every plane the decoder makes): 2**22 is a 2048^2 image in one band
+# or 1182^2 in three, 16 MB as float32. A 65 kB PNG can announce 4096^2 RGBA (67M values, ~1.4 GB
+# through decoding); checking the side alone let it through.
+MAX_DECODED_PX = 2**22
 MAX_COARSER = 16.0  # an upload may have pixels at most this many times larger than the model's
 # The service's PNG cutouts (app/routes/cutouts.py defaults), whose stretch PNG/JPEG uploads invert.
 DISPLAY_STRETCH, DISPLAY_Q = 0.5, 8.0
@@ -84,7 +90,8 @@ class UploadError(ValueError):
 
 
 class ImageTooLarge(UploadError):
-    """The image's dimensions (from its header) are over MAX_SIDE_PX."""
+    """The image's dimensions (from its header) are over DecodeLimits: a side, or the pixel values
+    decoding would make (a few kB of PNG can announce 4096^2 RGBA)."""
 
 
 class UnsupportedFormat(UploadError):
@@ -120,6 +127,15 @@ class UnsupportedArray(UploadError):
 
 
 # ---- decoding
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What an upload may make the decoder allocate, checked from headers before any pixel is
+    decoded (the service builds this from its settings)."""
+
+    max_side_px: int = MAX_SIDE_PX
+    max_decoded_px: int = MAX_DECODED_PX  # C x H x W pixel values
 
 
 @dataclass
@@ -180,7 +196,7 @@ def parse_bands(text: str | None) -> tuple[str, ...] | None:
 
 
 def decode_upload(data: bytes, filename: str | None, card: ModelCard, *, pixel_scale_arcsec: float | None = None,
-                  bands: tuple[str, ...] | None = None, max_side_px: int = MAX_SIDE_PX,
+                  bands: tuple[str, ...] | None = None, limits: DecodeLimits = DecodeLimits(),
                   units: SurveyUnits | None = None, source_scale: float | None = None) -> DecodedUpload:
     """Bytes -> DecodedUpload. Raises the errors listed in the module docstring.
 
@@ -198,23 +214,27 @@ def decode_upload(data: bytes, filename: str | None, card: ModelCard, *, pixel_s
         raise BadField(f"pixel_scale_arcsec={pixel_scale_arcsec:g} is not a usable pixel scale (expected "
                        f"{MIN_PIXEL_SCALE_ARCSEC:g} to {MAX_PIXEL_SCALE_ARCSEC:g} arcsec/px)")
     if fmt == "fits":
-        return _decode_fits(data, where, card, pixel_scale_arcsec, bands, max_side_px)
+        return _decode_fits(data, where, card, pixel_scale_arcsec, bands, limits)
     if fmt == "npy":
-        return _decode_npy(data, where, card, pixel_scale_arcsec, bands, max_side_px)
+        return _decode_npy(data, where, card, pixel_scale_arcsec, bands, limits)
     if units is not None and units.kind == "display":
-        return _decode_display_image(data, fmt, where, card, pixel_scale_arcsec, bands, max_side_px, units,
+        return _decode_display_image(data, fmt, where, card, pixel_scale_arcsec, bands, limits, units,
                                      source_scale)
-    return _decode_image(data, fmt, where, card, pixel_scale_arcsec, bands, max_side_px)
+    return _decode_image(data, fmt, where, card, pixel_scale_arcsec, bands, limits)
 
 
-def _check_dims(shape: tuple[int, ...], where: str, max_side_px: int) -> None:
-    """shape (C, H, W) from a header; before any pixel is decoded."""
+def _check_dims(shape: tuple[int, ...], where: str, limits: DecodeLimits) -> None:
+    """shape (C, H, W) from a header, C counting every plane the decoder will make; before any
+    pixel is decoded."""
     if any(n <= 0 for n in shape):
         raise EmptyImage(f"{where}: image is {'x'.join(map(str, shape))} (C x H x W): it has no pixels")
     c, h, w = shape
-    if h > max_side_px or w > max_side_px:
-        raise ImageTooLarge(f"{where}: image is {w}x{h} px; the limit is {max_side_px} px per side "
+    if h > limits.max_side_px or w > limits.max_side_px:
+        raise ImageTooLarge(f"{where}: image is {w}x{h} px; the limit is {limits.max_side_px} px per side "
                             f"(cut out the region around the object first)")
+    if c * h * w > limits.max_decoded_px:
+        raise ImageTooLarge(f"{where}: image is {c}x{h}x{w} (C x H x W), {c * h * w:,} pixel values decoded; the "
+                            f"limit is {limits.max_decoded_px:,} (cut out the region around the object first)")
 
 
 def _match_bands(named: tuple[str, ...] | None, n_planes: int, card: ModelCard, where: str,
@@ -256,15 +276,15 @@ def _scale(header_scale: float | None, header_kind: Literal["wcs", "header"], gi
 
 
 def _decode_fits(data: bytes, where: str, card: ModelCard, given_scale: float | None,
-                 given_bands: tuple[str, ...] | None, max_side_px: int) -> DecodedUpload:
+                 given_bands: tuple[str, ...] | None, limits: DecodeLimits) -> DecodedUpload:
     # Record (do not print) astropy's warnings: a client's broken header is not the server's news.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        return _read_fits(data, where, card, given_scale, given_bands, max_side_px, caught)
+        return _read_fits(data, where, card, given_scale, given_bands, limits, caught)
 
 
 def _read_fits(data: bytes, where: str, card: ModelCard, given_scale: float | None,
-               given_bands: tuple[str, ...] | None, max_side_px: int,
+               given_bands: tuple[str, ...] | None, limits: DecodeLimits,
                caught: list[warnings.WarningMessage]) -> DecodedUpload:
     notes: list[str] = []
     try:
@@ -293,7 +313,7 @@ def _read_fits(data: bytes, where: str, card: ModelCard, given_scale: float | No
             raise LayoutMismatch(where, f"HDU {index} has {naxis} axes {dims}; a cutout is 2-D (H, W) "
                                         f"or a 3-D (C, H, W) cube")
         shape = (1, *dims) if naxis == 2 else dims
-        _check_dims(shape, where, max_side_px)
+        _check_dims(shape, where, limits)
         if truncated:
             raise CorruptFile(where, f"FITS file is truncated: {truncated[0]}")
         named = band_names(header, shape[0])
@@ -323,7 +343,7 @@ def _read_fits(data: bytes, where: str, card: ModelCard, given_scale: float | No
 
 
 def _decode_npy(data: bytes, where: str, card: ModelCard, given_scale: float | None,
-                given_bands: tuple[str, ...] | None, max_side_px: int) -> DecodedUpload:
+                given_bands: tuple[str, ...] | None, limits: DecodeLimits) -> DecodedUpload:
     notes: list[str] = []
     f = io.BytesIO(data)
     try:
@@ -354,7 +374,7 @@ def _decode_npy(data: bytes, where: str, card: ModelCard, given_scale: float | N
         dims3 = (1, *dims)
     else:
         raise UnsupportedArray(f"{where}: NPY array has ndim={len(dims)} shape {dims}; send (C, H, W) or (H, W)")
-    _check_dims(dims3, where, max_side_px)
+    _check_dims(dims3, where, limits)
     bands, order = _match_bands(given_bands, dims3[0], card, where, notes)
     count = math.prod(dims)
     offset = f.tell()
@@ -368,8 +388,13 @@ def _decode_npy(data: bytes, where: str, card: ModelCard, given_scale: float | N
     return DecodedUpload(pixels, "npy", dims3, bands, scale, source, "linear", notes=notes)
 
 
-def _open_image(data: bytes, fmt: Format, where: str, max_side_px: int) -> Image.Image:
-    """A decoded PIL image, its size checked from the header before decoding."""
+# Planes the decoder makes of PIL modes that are converted first: palette -> RGBA, bilevel -> RGB.
+_DECODED_PLANES = {"P": 4, "PA": 4, "1": 3}
+
+
+def _open_image(data: bytes, fmt: Format, where: str, limits: DecodeLimits) -> Image.Image:
+    """A decoded PIL image, its size (PIL's `size` and mode, read from the header) checked
+    before `load()` decodes it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are checked below
         try:
@@ -379,7 +404,7 @@ def _open_image(data: bytes, fmt: Format, where: str, max_side_px: int) -> Image
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
             raise CorruptFile(where, f"not a readable {fmt.upper()} image (truncated or corrupt?): {e}") from e
         w, h = img.size
-        _check_dims((len(img.getbands()), h, w), where, max_side_px)
+        _check_dims((_DECODED_PLANES.get(img.mode, len(img.getbands())), h, w), where, limits)
         try:
             img.load()  # decode now: truncation shows here
         except Exception as e:  # PIL raises OSError/ValueError/SyntaxError/zlib.error/struct.error
@@ -388,11 +413,11 @@ def _open_image(data: bytes, fmt: Format, where: str, max_side_px: int) -> Image
 
 
 def _decode_display_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_scale: float | None,
-                          given_bands: tuple[str, ...] | None, max_side_px: int, units: SurveyUnits,
+                          given_bands: tuple[str, ...] | None, limits: DecodeLimits, units: SurveyUnits,
                           source_scale: float | None) -> DecodedUpload:
     """A PNG/JPEG for a survey of display images: the pixels ingest would have stored."""
     notes: list[str] = []
-    img = _open_image(data, fmt, where, max_side_px)
+    img = _open_image(data, fmt, where, limits)
     n_channels = len(img.getbands())
     try:
         planes = image_planes(img)
@@ -415,9 +440,9 @@ def _decode_display_image(data: bytes, fmt: Format, where: str, card: ModelCard,
 
 
 def _decode_image(data: bytes, fmt: Format, where: str, card: ModelCard, given_scale: float | None,
-                  given_bands: tuple[str, ...] | None, max_side_px: int) -> DecodedUpload:
+                  given_bands: tuple[str, ...] | None, limits: DecodeLimits) -> DecodedUpload:
     notes: list[str] = []
-    img = _open_image(data, fmt, where, max_side_px)
+    img = _open_image(data, fmt, where, limits)
     w, h = img.size
     n_channels = len(img.getbands())
     try:

@@ -20,9 +20,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from encoder.errors import WeightsError
 from encoder.upload import (
-    MAX_SIDE_PX,
     BadField,
     ConflictingInput,
+    DecodeLimits,
     EmptyImage,
     EmptyUpload,
     FormatMismatch,
@@ -38,7 +38,7 @@ from encoder.upload import (
 from indexer.store import Filters, IndexedSurvey
 
 from .. import uploads
-from ..deps import IndexDep, SettingsDep
+from ..deps import DecodeSlotsDep, IndexDep, SettingsDep
 from ..errors import ApiError
 from ..schemas import ObjectRecord
 from ..schemas_search import (
@@ -227,11 +227,11 @@ async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dic
 
 
 def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form: CutoutSearchForm, k: int,
-                   filters: Filters, max_side_px: int = MAX_SIDE_PX) -> UploadSearchResponse:
+                   filters: Filters, limits: DecodeLimits) -> UploadSearchResponse:
     encoder, card = uploads.encoders.get(store)
     where = f"upload {filename!r}" if filename else "upload"
     up = decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
-                       bands=parse_bands(form.bands), max_side_px=max_side_px,
+                       bands=parse_bands(form.bands), limits=limits,
                        units=store.units, source_scale=store.source_pixel_scale_arcsec)
     pixels = to_model_grid(up, card, uploads.stamp_size(store, card), where)
     hits = store.search_vector(uploads.embed_upload(encoder, card, pixels), k, filters)
@@ -245,14 +245,17 @@ def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form
 
 @router.post("/search/cutout", response_model=UploadSearchResponse, responses=UPLOAD_ERRORS,
              openapi_extra=cutout_form_openapi())
-async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep) -> UploadSearchResponse:
+async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep,
+                        slots: DecodeSlotsDep) -> UploadSearchResponse:
     """The objects most similar to an uploaded cutout (multipart/form-data, field `file`).
 
     FITS (2-D or (C, H, W) with a celestial WCS or PIXSCALE), PNG/JPEG (a Lupton arcsinh colour
     composite like `/cutouts/{id}.png`; R,G,B = reddest..bluest band) or NPY ((C, H, W) floats).
     The upload is resampled to the model's pixel scale, centred on the model's input, and embedded
     with the encoder that built the served version. `query.notes` lists every assumption made.
-    At most `max_upload_bytes` (413 `upload_too_large`) and 4096 px per side (413 `image_too_large`).
+    At most `max_upload_bytes` (413 `upload_too_large`), and, read from the file's header before
+    decoding, `max_upload_side_px` per side and `max_upload_decoded_px` pixel values (C x H x W;
+    413 `image_too_large`). At most `max_concurrent_decodes` uploads decode at once; others wait.
     """
     try:
         fields, filename, data = await read_upload_form(request, settings.max_upload_bytes)
@@ -261,8 +264,9 @@ async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep
         except ValidationError as e:
             raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
         k, filters = make_filters(form.k, form.z_min, form.z_max, form.mag_max, settings.default_k, settings.max_k)
-        return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters,
-                                      settings.max_upload_side_px)
+        limits = DecodeLimits(settings.max_upload_side_px, settings.max_upload_decoded_px)
+        async with slots:  # at most settings.max_concurrent_decodes decode (and embed) at once
+            return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters, limits)
     except UploadError as e:
         raise as_api_error(e) from e
     except WeightsError as e:

@@ -3,8 +3,11 @@
 Each case builds its request lazily (`case.request()` -> keyword arguments for `client.post`) so
 that collecting the tests allocates nothing; the "huge" cases only *claim* 10^4 x 10^4 pixels in
 a header (or compress them to a few kB), so a service that decodes before checking sizes would be
-the one to allocate 400 MB. The model is the tiny survey's: bands g,r,z at 0.262"/px. Requests
-assume a service with `MAX_UPLOAD_BYTES` as its `max_upload_bytes`.
+the one to allocate 400 MB. The decode bombs are real files under the byte limit that decode to far
+more than the service's `max_upload_decoded_px`: a 65 kB PNG of 4096^2 RGBA (67M values, ~1.4 GB
+through a decoder that checked only the side), a 263 kB JPEG of 4096^2 RGB, and a ~100 kB
+tile-compressed FITS of 3 x 4096^2 (201 MB as float32). The model is the tiny survey's: bands
+g,r,z at 0.262"/px. Requests assume a service with `MAX_UPLOAD_BYTES` as its `max_upload_bytes`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from astropy.io import fits
 from PIL import Image
 
-MAX_UPLOAD_BYTES = 256 * 1024
+MAX_UPLOAD_BYTES = 1024 * 1024  # the bombs below are all under it
 BANDS = ("g", "r", "z")
 SCALE = 0.262
 URL = "/api/v1/search/cutout"
@@ -113,6 +116,37 @@ def huge_png(side: int = 10_000) -> bytes:
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+@cache
+def png_rgba_bomb(side: int = 4096) -> bytes:
+    """A valid 8-bit RGBA PNG of side x side transparent pixels, ~65 kB for 4096 (built row by row)."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\x00" * (4 * side)  # filter byte + RGBA
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)  # bit depth 8, colour type 6 = RGBA
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+@cache
+def jpeg_bomb(side: int = 4096) -> bytes:
+    """A valid black RGB JPEG of side x side pixels, ~263 kB for 4096."""
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side)).save(buf, format="JPEG", quality=75)
+    return buf.getvalue()
+
+
+@cache
+def fits_compressed_bomb(planes: int = 3, side: int = 4096) -> bytes:
+    """A valid tile-compressed (GZIP_1, one tile per plane) FITS cube of zeros, (planes, side, side),
+    ~100 kB for 3 x 4096^2: the header says so only in ZNAXISn, which astropy shows as NAXISn."""
+    hdu = fits.CompImageHDU(np.zeros((planes, side, side), np.int16), compression_type="GZIP_1",
+                            tile_shape=(1, side, side))
+    hdu.header["BANDS"] = ",".join(BANDS)
+    hdu.header["PIXSCALE"] = SCALE
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    return buf.getvalue()
 
 
 def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
@@ -287,6 +321,13 @@ CASES: list[BadUpload] = [
     BadUpload("png_truncated", file("cut.png", _truncated(lambda: image_bytes("PNG"), 0.5)), 422,
               "unreadable_cutout", "PNG"),
     BadUpload("png_huge", file("huge.png", huge_png), 413, "image_too_large", "10000x10000"),
+    # -- decode bombs: small files, huge pixels (refused from the header, before decoding)
+    BadUpload("png_rgba_bomb", file("bomb.png", png_rgba_bomb), 413, "image_too_large", "4x4096x4096"),
+    BadUpload("jpeg_bomb", file("bomb.jpg", jpeg_bomb), 413, "image_too_large", "3x4096x4096"),
+    BadUpload("fits_tile_compressed_bomb", file("bomb.fits", fits_compressed_bomb), 413, "image_too_large",
+              "3x4096x4096"),
+    BadUpload("npy_header_bomb", file("bomb.npy", lambda: npy_header_only((3, 4096, 4096))), 413, "image_too_large",
+              "pixel values decoded"),
     BadUpload("png_greyscale_for_3_bands", file("grey.png", lambda: image_bytes("PNG", "L")), 422,
               "incompatible_cutout", "greyscale"),
     BadUpload("png_bands_field_count", file("c.png", lambda: image_bytes("PNG"), bands="z,r"), 422,

@@ -7,8 +7,11 @@ import asyncio
 import concurrent.futures
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from bad_uploads import CASES, MAX_UPLOAD_BYTES, URL, BadUpload, galaxy, good_fits, multipart, npy_bytes
@@ -17,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from app import uploads
 from app.main import create_app
+from app.routes import search
 from app.settings import ServiceSettings
 from encoder import upload as decoding
 from indexer.store import IndexedSurvey
@@ -189,3 +193,41 @@ def test_mutated_files_never_cause_a_server_error(client: TestClient) -> None:
 def test_bytes_decide_the_format_when_the_name_says_nothing(client: TestClient) -> None:
     r = client.post(URL, files={"file": ("upload", io.BytesIO(npy_bytes(galaxy())).getvalue())}, data={"k": "1"})
     assert r.status_code == 200 and r.json()["query"]["format"] == "npy"
+
+
+# ---- how many uploads decode at once
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_at_most_max_concurrent_decodes_uploads_decode_at_once(tiny_artifacts: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               slots: int) -> None:
+    """Five uploads sent together: never more than `max_concurrent_decodes` decode at once (each
+    decode is slowed to 0.2 s so that they would overlap), and every one is answered."""
+    app = create_app(ServiceSettings(artifacts=tiny_artifacts, watch_interval_s=0, max_concurrent_decodes=slots))
+    running, peak, lock = 0, 0, threading.Lock()
+    real = search._search_upload
+
+    def slow_decode(*args: object) -> object:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.2)
+            return real(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(search, "_search_upload", slow_decode)
+    data = npy_bytes(galaxy())
+
+    async def send_five() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            return await asyncio.gather(*(c.post(URL, files={"file": ("c.npy", data)}, data={"k": "2"})
+                                          for _ in range(5)))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the main thread may hold Playwright's loop
+        responses = pool.submit(asyncio.run, send_five()).result()
+    assert [r.status_code for r in responses] == [200] * 5, [r.text for r in responses]
+    assert peak == slots
