@@ -167,7 +167,11 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
         "encoder_mismatch", "query vector from encoder 0cd60003d356 but version ... was built with ...")),
     413: error_doc("upload or image too large", upload_too_large=(
         "upload_too_large", "the upload is larger than the limit of 20971520 bytes"), image_too_large=(
-        "image_too_large", "image is 10000x10000 px; the limit is 4096 px per side")),
+        "image_too_large", "image is 10000x10000 px; the limit is 4096 px per side"), decode_bomb=(
+        "image_too_large", "upload 'bomb.png': image is 4x4096x4096 (C x H x W), 67,108,864 pixel values decoded; "
+                           "the limit is 4,194,304"), too_many_hdus=(
+        "too_many_hdus", "upload 'x.fits': the FITS file has more than 16 HDUs"), header_too_large=(
+        "header_too_large", "upload 'x.fits': the FITS headers hold more than 5000 cards")),
     415: error_doc("not FITS, PNG, JPEG or NPY", unsupported_format=(
         "unsupported_format", "'x.gif' is a GIF image; send FITS, PNG, JPEG or NPY")),
     422: error_doc("the file cannot be read or does not fit the model", unreadable=(

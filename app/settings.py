@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     # C x H x W pixel values an upload may decode to (checked from its header, before decoding): a few kB
     # of PNG can announce 4096^2 RGBA. 2**22 = one band of 2048^2 or three of 1182^2 (16 MB as float32)
     max_upload_decoded_px: int = Field(2**22, ge=1)
+    # FITS structure of an upload, counted from its 2880-byte blocks before astropy parses a card
+    max_upload_fits_hdus: int = Field(16, ge=1)
+    max_upload_fits_cards: int = Field(5000, ge=36)  # header records over all HDUs (36 fill one block)
     # uploads decoded and embedded at once (each takes a few copies of its decoded pixels); more wait their turn
     max_concurrent_decodes: int = Field(2, ge=1)
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)

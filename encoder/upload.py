@@ -59,6 +59,7 @@ from survey.readers.fits_header import (
     centre_position,
     pixel_scale,
 )
+from survey.readers.fits_scan import scan_layout
 from survey.readers.image_folder import image_planes
 from survey.readers.resize import conform
 from survey.render import BAND_WEIGHTS
@@ -72,6 +73,10 @@ MAX_SIDE_PX = 4096  # per image side, checked from headers before decoding
 # or 1182^2 in three, 16 MB as float32. A 65 kB PNG can announce 4096^2 RGBA (67M values, ~1.4 GB
 # through decoding); checking the side alone let it through.
 MAX_DECODED_PX = 2**22
+# FITS structure, counted from the 2880-byte blocks before astropy parses a card (survey.readers.fits_scan):
+# astropy needs ~50 us a card, so 200k cards cost 10 s of CPU; a cutout has a few HDUs of a few hundred cards.
+MAX_FITS_HDUS = 16
+MAX_FITS_CARDS = 5000  # 80-byte header records over all HDUs, blank ones included
 MAX_COARSER = 16.0  # an upload may have pixels at most this many times larger than the model's
 # The service's PNG cutouts (app/routes/cutouts.py defaults), whose stretch PNG/JPEG uploads invert.
 DISPLAY_STRETCH, DISPLAY_Q = 0.5, 8.0
@@ -92,6 +97,14 @@ class UploadError(ValueError):
 class ImageTooLarge(UploadError):
     """The image's dimensions (from its header) are over DecodeLimits: a side, or the pixel values
     decoding would make (a few kB of PNG can announce 4096^2 RGBA)."""
+
+
+class TooManyHdus(UploadError):
+    """A FITS file with more HDUs than DecodeLimits.max_fits_hdus (counted before parsing)."""
+
+
+class HeaderTooLarge(UploadError):
+    """FITS headers with more cards than DecodeLimits.max_fits_cards (counted before parsing)."""
 
 
 class UnsupportedFormat(UploadError):
@@ -136,6 +149,8 @@ class DecodeLimits:
 
     max_side_px: int = MAX_SIDE_PX
     max_decoded_px: int = MAX_DECODED_PX  # C x H x W pixel values
+    max_fits_hdus: int = MAX_FITS_HDUS
+    max_fits_cards: int = MAX_FITS_CARDS
 
 
 @dataclass
@@ -287,6 +302,13 @@ def _read_fits(data: bytes, where: str, card: ModelCard, given_scale: float | No
                given_bands: tuple[str, ...] | None, limits: DecodeLimits,
                caught: list[warnings.WarningMessage]) -> DecodedUpload:
     notes: list[str] = []
+    layout = scan_layout(data, limits.max_fits_hdus, limits.max_fits_cards)
+    if layout.hdus > limits.max_fits_hdus:
+        raise TooManyHdus(f"{where}: the FITS file has more than {limits.max_fits_hdus} HDUs; a cutout needs one "
+                          f"image HDU (extract it first)")
+    if layout.cards > limits.max_fits_cards:
+        raise HeaderTooLarge(f"{where}: the FITS headers hold more than {limits.max_fits_cards} cards (the limit; "
+                             f"found {layout.cards} by HDU {layout.hdus}); strip the header or extract the image HDU")
     try:
         hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True)
         len(hdul)  # reads every header now, so truncation shows before any pixel is used

@@ -26,8 +26,10 @@ from encoder.upload import (
     EmptyImage,
     EmptyUpload,
     FormatMismatch,
+    HeaderTooLarge,
     ImageTooLarge,
     MissingPixelScale,
+    TooManyHdus,
     UnsupportedArray,
     UnsupportedFormat,
     UploadError,
@@ -66,6 +68,8 @@ DEFAULT_MATCH_RADIUS_ARCSEC = 3.0  # ~ a seeing disc and a half; catalog positio
 UPLOAD_STATUS: list[tuple[type[UploadError], int, str]] = [
     (uploads.UploadTooLarge, 413, "upload_too_large"),
     (ImageTooLarge, 413, "image_too_large"),
+    (TooManyHdus, 413, "too_many_hdus"),
+    (HeaderTooLarge, 413, "header_too_large"),
     (UnsupportedFormat, 415, "unsupported_format"),
     (uploads.NotMultipart, 415, "unsupported_media_type"),
     (FormatMismatch, 422, "format_mismatch"),
@@ -264,7 +268,8 @@ async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep
         except ValidationError as e:
             raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
         k, filters = make_filters(form.k, form.z_min, form.z_max, form.mag_max, settings.default_k, settings.max_k)
-        limits = DecodeLimits(settings.max_upload_side_px, settings.max_upload_decoded_px)
+        limits = DecodeLimits(settings.max_upload_side_px, settings.max_upload_decoded_px,
+                              settings.max_upload_fits_hdus, settings.max_upload_fits_cards)
         async with slots:  # at most settings.max_concurrent_decodes decode (and embed) at once
             return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters, limits)
     except UploadError as e:

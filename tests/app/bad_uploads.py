@@ -77,6 +77,30 @@ def header_only_fits(**cards: Any) -> bytes:
     return h.tostring(endcard=True, padding=True).encode("ascii")
 
 
+def _card(key: str, value: str) -> bytes:
+    return f"{key:<8}= {value:>20}".ljust(80).encode("ascii")
+
+
+def _header_block(cards: list[bytes]) -> bytes:
+    raw = b"".join(cards) + b"END".ljust(80)
+    return raw + b" " * (-len(raw) % 2880)
+
+
+def fits_many_cards(n: int) -> bytes:
+    """A valid FITS file: a primary header of n COMMENT cards and a data-less image (astropy parses
+    ~20k cards a second, so 200k took the service 10 s of CPU)."""
+    comments = [f"COMMENT card {i}".ljust(80).encode() for i in range(n)]
+    return _header_block([_card("SIMPLE", "T"), _card("BITPIX", "8"), _card("NAXIS", "0"), *comments])
+
+
+def fits_many_hdus(n: int) -> bytes:
+    """A valid FITS file of n HDUs without data (5,001 took the service 2.2 s to open)."""
+    ext = _header_block([b"XTENSION= 'IMAGE   '".ljust(80), _card("BITPIX", "8"), _card("NAXIS", "0"),
+                         _card("PCOUNT", "0"), _card("GCOUNT", "1")])
+    return _header_block([_card("SIMPLE", "T"), _card("BITPIX", "8"), _card("NAXIS", "0"), _card("EXTEND", "T")]) \
+        + ext * (n - 1)
+
+
 def good_fits() -> bytes:
     return fits_bytes(galaxy(), wcs_header())
 
@@ -253,6 +277,10 @@ CASES: list[BadUpload] = [
               "empty_image", "no pixels"),
     BadUpload("fits_huge_header", file("huge.fits", lambda: header_only_fits(NAXIS=2, NAXIS1=10_000, NAXIS2=10_000)),
               413, "image_too_large", "10000x10000"),
+    BadUpload("fits_12k_header_cards", file("cards.fits", lambda: fits_many_cards(12_000)), 413, "header_too_large",
+              "more than 5000 cards"),
+    BadUpload("fits_300_hdus", file("hdus.fits", lambda: fits_many_hdus(300)), 413, "too_many_hdus",
+              "more than 16 HDUs"),
     BadUpload("fits_4d", file("4d.fits", lambda: fits_bytes(np.zeros((1, 3, 8, 8), np.float32), bands=None)),
               422, "unreadable_cutout", "4 axes"),
     BadUpload("fits_empty_hdus", file("nothing.fits", lambda: fits_bytes(None, extra_hdus=[fits.ImageHDU()])),
