@@ -18,7 +18,7 @@ from encoder.errors import IncompatibleInput
 from indexer.errors import ArtifactMismatch, NoCurrentVersion
 from survey.errors import CatalogError, UnknownObject, UnreadableCutout
 
-from .middleware import REQUEST_ID_HEADER, request_id_of
+from .middleware import REQUEST_ID_HEADER, BodyTooLarge, request_id_of
 
 log = logging.getLogger("skysift.errors")
 
@@ -75,6 +75,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_parameter", _validation_detail(exc))
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, exc.code, str(exc.detail))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import errors
+from . import errors, uploads
 from .holder import IndexHolder
-from .middleware import AccessLog
+from .middleware import AccessLog, BodyLimit, LimitBodies
 from .routes import admin, conesearch, cutouts, health, map, objects, rankings, search, votes
 from .settings import ServiceSettings
 
@@ -78,7 +78,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     ):
         app.include_router(r)
 
-    app.add_middleware(AccessLog)
+    # upload bodies have their own, larger limit (and error code); every other body is JSON or nothing
+    upload_limit = BodyLimit(uploads.body_limit(settings.max_upload_bytes), "upload_too_large", "upload")
+    app.add_middleware(LimitBodies, default=BodyLimit(settings.max_body_bytes),
+                       per_path={search.CUTOUT_PATH: upload_limit})
+    app.add_middleware(AccessLog)  # added last = outermost: it sees (and ids, and logs) every answer
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

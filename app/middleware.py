@@ -9,6 +9,11 @@ bare index search.
               else a new one), returned in the X-Request-ID header and written in the access
               log line `METHOD path status latency id=...`; app/errors.py puts it in the log
               line of an unexpected error and in the header of its 500.
+  LimitBodies every request body within a byte limit (per path, else the default): a declared
+              Content-Length over it is refused on the first read, before a byte is awaited; a
+              chunked body, or one longer than it declared, as soon as it passes the limit. The
+              refusal is BodyTooLarge, an HTTPException (FastAPI re-raises those from its body
+              reader instead of turning them into 400), answered as 413 by app/errors.py.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("skysift.access")
@@ -71,3 +79,58 @@ class AccessLog:
         finally:
             log.info("%s %s %d %.1fms id=%s", scope["method"], scope["path"], status,
                      (time.perf_counter() - t0) * 1000, rid)
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """At most `max_bytes` of request body; the 413's error code and what the body is called."""
+
+    max_bytes: int
+    code: str = "body_too_large"
+    what: str = "request body"
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: BodyLimit, detail: str) -> None:
+        super().__init__(413, detail)
+        self.code = limit.code
+
+
+class LimitBodies:
+    """Refuse request bodies over their path's BodyLimit (`default` for paths not in `per_path`),
+    reading no more than the limit plus one network chunk."""
+
+    def __init__(self, app: ASGIApp, default: BodyLimit, per_path: Mapping[str, BodyLimit]) -> None:
+        self.app, self.default, self.per_path = app, default, dict(per_path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.per_path.get(scope["path"], self.default)
+        declared = _content_length(scope)
+        seen = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal seen
+            if declared is not None and declared > limit.max_bytes:  # refused before awaiting any of it
+                raise BodyTooLarge(limit, f"the {limit.what} ({declared} bytes) is larger than the limit of "
+                                          f"{limit.max_bytes} bytes")
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit.max_bytes:
+                    raise BodyTooLarge(limit, f"the {limit.what} is larger than the limit of {limit.max_bytes} "
+                                              f"bytes (stopped reading at {seen} bytes)")
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body length; None when absent or not a number (the server refuses those itself)."""
+    raw = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None

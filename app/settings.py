@@ -18,6 +18,8 @@ class ServiceSettings(BaseSettings):
     default_k: int = 12
     max_k: int = 500
     max_upload_bytes: int = 20 * 1024 * 1024
+    # every other request body (JSON: examples, votes); 200 example IDs of 256 characters are ~60 kB
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_cutout_px: int = 512
     max_upload_side_px: int = 4096  # larger uploads are refused from their header, before decoding
     # C x H x W pixel values an upload may decode to (checked from its header, before decoding): a few kB

@@ -1,16 +1,16 @@
-"""Uploaded cutouts, the service's side: the request body within a byte limit, the version's
-encoder (cached per version directory), and one query vector.
+"""Uploaded cutouts, the service's side: the byte limit of an upload's body, the version's encoder
+(cached per version directory), and one query vector.
 
 Decoding the uploaded bytes (FITS/PNG/JPEG/NPY) onto the model's grid is encoder/upload.py, the one
 decoder shared with anything else that embeds a user's file; this module adds only what is about
-HTTP request bodies (UploadTooLarge, BadForm, NotMultipart) and about serving a published version.
+HTTP request bodies (UploadTooLarge, BadForm, NotMultipart; the byte limit of the whole body is
+app.middleware.LimitBodies's) and about serving a published version.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ FORM_OVERHEAD_BYTES = 64 * 1024  # multipart framing + small fields allowed on t
 
 
 class UploadTooLarge(UploadError):
-    """The request body or the file is over the byte limit."""
+    """The file part is over max_upload_bytes (a body over body_limit is refused before, by
+    app.middleware.LimitBodies, with the same error code)."""
 
 
 class BadForm(UploadError):
@@ -40,36 +41,11 @@ class NotMultipart(BadForm):
     """The request body is not multipart/form-data at all."""
 
 
-# ---- reading the body within a byte limit
+# ---- the body limit of the upload route (enforced by app.middleware.LimitBodies)
 
 
 def body_limit(max_upload_bytes: int) -> int:
     return max_upload_bytes + FORM_OVERHEAD_BYTES
-
-
-def check_content_length(value: str | None, max_upload_bytes: int) -> None:
-    """Refuse a declared body over the limit before reading a byte of it."""
-    if value is None:
-        return
-    try:
-        declared = int(value)
-    except ValueError:
-        raise BadForm(f"Content-Length {value!r} is not a number of bytes") from None
-    if declared > body_limit(max_upload_bytes):
-        raise UploadTooLarge(f"the upload ({declared} bytes) is larger than the limit of "
-                             f"{max_upload_bytes} bytes")
-
-
-async def limited(stream: AsyncIterator[bytes], max_upload_bytes: int) -> AsyncGenerator[bytes, None]:
-    """Pass the body through, refusing it as soon as it passes the limit (chunked bodies, or a
-    Content-Length that lies), so an unbounded body is never spooled whole."""
-    seen, limit = 0, body_limit(max_upload_bytes)
-    async for chunk in stream:
-        seen += len(chunk)
-        if seen > limit:
-            raise UploadTooLarge(f"the upload is larger than the limit of {max_upload_bytes} bytes "
-                                 f"(stopped reading at {seen} bytes)")
-        yield chunk
 
 
 # ---- the version's encoder

@@ -195,13 +195,12 @@ def search_position(
 
 
 async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dict[str, str], str | None, bytes]:
-    """(text fields, file name, file bytes) of a multipart body, never reading past the limit."""
+    """(text fields, file name, file bytes) of a multipart body. The body as a whole is bounded by
+    app.middleware.LimitBodies (uploads.body_limit for this path); the file part by max_upload_bytes."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise uploads.NotMultipart(f"expected a multipart/form-data body with a 'file' part, got "
                                    f"{request.headers.get('content-type') or 'no Content-Type'}")
-    uploads.check_content_length(request.headers.get("content-length"), max_upload_bytes)
-    parser = MultiPartParser(request.headers, uploads.limited(request.stream(), max_upload_bytes),
-                             max_files=1, max_fields=20)
+    parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=20)
     try:
         form = await parser.parse()
     except MultiPartException as e:
@@ -245,6 +244,9 @@ def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form
         resampled_to_arcsec=card.preprocess.pixel_scale_arcsec, model_input_px=card.preprocess.input_size_px,
         ra=up.ra_deg, dec=up.dec_deg, flux=up.flux, notes=up.notes)
     return UploadSearchResponse(version=store.version, k=k, query=query, neighbours=neighbour_records(store, hits))
+
+
+CUTOUT_PATH = f"{router.prefix}/search/cutout"  # app/main.py gives this path the upload body limit
 
 
 @router.post("/search/cutout", response_model=UploadSearchResponse, responses=UPLOAD_ERRORS,
