@@ -47,6 +47,7 @@ from _common import (
     fill_markers,
     git_sha,
     prefer_passive_omp,
+    require_measured,
     sync_device,
     torch_machine,
     utc_now_iso,
@@ -189,6 +190,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  {'warm-up' if rep == 0 else f'repeat {rep}'} {name:9s} {n / sec:9.1f} obj/s "
                       f"(wall), {n / max(c1, 1e-9):9.1f} obj/CPU-s", flush=True)
         reader.close()
+        require_measured("bench_encode", objects=n, timed_repeats=args.repeats,
+                         **{f"{k}_seconds": min(v, default=0.0) for k, v in times.items()})
         rate = {k: n / statistics.median(v) for k, v in times.items()}
         metrics = {f"{k}_objects_per_s": round(v, 1) for k, v in rate.items()}
         metrics["ratio_e2e_to_bare"] = round(rate["e2e"] / rate["bare"], 3)

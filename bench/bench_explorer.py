@@ -21,8 +21,9 @@ Timings are the page's own `performance.now()` marks (app.js, window.__skysift.m
   grid_rendered_ms   search start -> the k cards in the DOM (the API answer included)
   grid_images_ms     search start -> every cutout <img> of the grid loaded
 Each repeat uses a fresh browser context (cold HTTP cache); the first run is a warm-up and is
-dropped. Writes bench/results/explorer.json and the table in docs/explorer.md between the
-`bench:explorer` markers.
+dropped. Writes bench/results/explorer.json (or --out), the table in docs/explorer.md between the
+`bench:explorer` markers and the screenshot docs/img/explorer_map_1e6.png (--no-docs: neither; the
+smoke run in tests/test_bench_smoke.py uses it with a few thousand points).
 """
 
 from __future__ import annotations
@@ -40,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS_DIR, ROOT, fill_markers, git_sha, host_machine, median_min_max, utc_now_minutes, write_json
+from _common import (
+    RESULTS_DIR,
+    ROOT,
+    fill_markers,
+    git_sha,
+    host_machine,
+    median_min_max,
+    require_measured,
+    utc_now_minutes,
+    write_json,
+)
 
 RESULTS = RESULTS_DIR / "explorer.json"
 DOC = ROOT / "docs" / "explorer.md"
@@ -219,6 +230,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table-only", action="store_true", help="rebuild the docs table from the JSON and stop")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="JSON result file")
+    ap.add_argument("--no-docs", action="store_true",
+                    help="leave docs/explorer.md and the screenshot in docs/img alone (smoke runs)")
     args = ap.parse_args()
     if args.table_only:
         write_table(json.loads(RESULTS.read_text()))
@@ -244,7 +258,7 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             runs = []
             for i in range(args.warmup + args.repeats):
-                shot = SHOT if i == args.warmup else None
+                shot = SHOT if i == args.warmup and not args.no_docs else None
                 run = one_run(browser, server.url, query_id, args.k, shot)
                 print(f"run {i}{' (warm-up)' if i < args.warmup else ''}: " + ", ".join(
                     f"{k}={v:.1f}" for k, v in run.items()), flush=True)
@@ -253,6 +267,8 @@ def main() -> None:
             info = machine(browser.version)
             browser.close()
 
+    require_measured("explorer", timed_runs=len(runs), **{k: min(r[k] for r in runs) for k in (
+        "map_drawn_ms", "map_first_frame_ms", "map_frames", "grid_rendered_ms", "grid_images_ms")} if runs else {})
     metrics: dict[str, Any] = summarise(runs)
     metrics["payload_build_ms"] = build_ms
     result = {
@@ -266,8 +282,9 @@ def main() -> None:
                      "served_version": payload.version, "wheel_steps": 24, "drags": 10},
         "repeats": len(runs), "metrics": metrics, "runs": runs,
     }
-    write_json(RESULTS, result)
-    write_table(result)
+    write_json(args.out, result)
+    if not args.no_docs:
+        write_table(result)
     print(table(result))
 
 

@@ -39,6 +39,7 @@ from _common import (
     memory_gb,
     platform_machine,
     prefer_passive_omp,
+    require_measured,
     utc_now_iso,
     write_json,
 )
@@ -231,6 +232,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         del index
         loads.append(os.getloadavg()[0])
 
+    require_measured("index_types", objects=n, queries=len(xq), index_configs=len(rows),
+                     timed_queries=min((r["timed_queries"] for r in rows), default=0))
     chosen = choose_index(n, dim)
     match = next(
         r

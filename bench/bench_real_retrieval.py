@@ -14,7 +14,9 @@ two is the one to beat) and the same encoder architecture with random weights.
     .venv/bin/python bench/bench_real_retrieval.py --images ../shared/data/real/gz1_sdss_dev \\
         --labels ../shared/data/real/gz1_sdss_dev/labels.csv --work runs/gz1 --epochs 20
 
-Writes bench/results/real_retrieval_<name>.json and prints the Markdown table for docs/real_data.md.
+Writes bench/results/real_retrieval_<name>.json (or --out) and prints the Markdown table for
+docs/real_data.md. PCA keeps 50 components, or one fewer than the scored objects when there are
+fewer (the smoke run in tests/test_bench_smoke.py scores the 16 GZ1 stamps of tests/data/gz1_sdss).
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from _common import RESULTS_DIR, ROOT, command_line, git_sha, host_machine, log, utc_now_iso, write_json
+from _common import (
+    RESULTS_DIR,
+    ROOT,
+    command_line,
+    git_sha,
+    host_machine,
+    log,
+    require_measured,
+    utc_now_iso,
+    write_json,
+)
 
 
 def run_step(name: str, argv: list[str], done: Path, fresh: bool, timings: dict[str, float]) -> None:
@@ -67,6 +79,7 @@ def main() -> None:
     ap.add_argument("--encoder", type=Path, help="use this encoder instead of training one")
     ap.add_argument("--name", default="gz1")
     ap.add_argument("--fresh", action="store_true", help="redo every step")
+    ap.add_argument("--out", type=Path, help="JSON result file (default bench/results/real_retrieval_<name>.json)")
     a = ap.parse_args()
 
     import numpy as np
@@ -105,6 +118,7 @@ def main() -> None:
     keep = np.nonzero([lab not in drop and lab != "" for lab in labels])[0]
     classes = sorted({str(v) for v in labels[keep]}, key=lambda c: -int((labels[keep] == c).sum()))
     log(f"{len(keep)} objects in classes {classes}")
+    require_measured("real_retrieval", scored_objects=len(keep), classes=len(classes))
 
     emb = np.load(store.dir / "embeddings.npy").astype(np.float32)[keep]
     stamps = store.images(keep)
@@ -118,10 +132,11 @@ def main() -> None:
         "encoder": precision_at_10(emb, labels[keep], classes),
         "random_weights": precision_at_10(embed_array(random_encoder, card, stamps), labels[keep], classes),
     }
+    pca_components = min(50, len(keep) - 1)
     for name, pix in (("pca50_whole_stamp", stamps), ("pca50_encoder_crop", crop)):
         flat = np.nan_to_num(pix.reshape(len(pix), -1))
-        results[name] = precision_at_10(PCA(50, random_state=0).fit_transform(flat - flat.mean(0)), labels[keep],
-                                        classes)
+        results[name] = precision_at_10(PCA(pca_components, random_state=0).fit_transform(flat - flat.mean(0)),
+                                        labels[keep], classes)
     best_pca = max(results["pca50_whole_stamp"]["macro"], results["pca50_encoder_crop"]["macro"])
     counts = {c: int((labels[keep] == c).sum()) for c in classes}
     train_record = card.training.get("settings", {})
@@ -133,10 +148,11 @@ def main() -> None:
                    "units": [b.units for b in store.units.per_band] if store.units else None},
         "encoder": {"dir": str(encoder_dir), "produced_by": card.produced_by,
                     "epochs": train_record.get("epochs"), "weights_sha256": card.weights_sha256},
+        "pca_components": pca_components,
         "results": results,
         "margin_over_best_pca50": results["encoder"]["macro"] - best_pca,
     }
-    path = RESULTS_DIR / f"real_retrieval_{a.name}.json"
+    path = a.out or RESULTS_DIR / f"real_retrieval_{a.name}.json"
     write_json(path, out)
     print(markdown(out))
     log(f"wrote {path}")

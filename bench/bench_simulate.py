@@ -41,6 +41,7 @@ from _common import (
     git_head,
     log,
     platform_machine,
+    require_measured,
     utc_now_iso,
     versions,
     write_json,
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"workers={w} repeat={rep}: {args.n} objects in {r['wall_s']:.1f} s = {r['objects_per_s']:.1f} obj/s "
                 f"(load {r['load_average_1min_before']:.1f} -> {r['load_average_1min_after']:.1f})")
             rows.append(r)
+    require_measured("simulate", objects=args.n, timed_runs=len(rows))
     per_class = time_by_class(args) if args.per_class_n else {}
     best = {}
     cores = cpus_usable() or os.cpu_count() or 1

@@ -46,6 +46,7 @@ from _common import (
     fill_markers,
     git_sha,
     median_min_max,
+    require_measured,
     sync_device,
     torch_machine,
     utc_now_minutes,
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["read_workers"].append(read_workers(epoch=100 + r))
         results["read_main"].append(read_main())
         results["augment"].append(augment_only())
+    require_measured("train", objects=len(ds), timed_steps=args.steps, repeats=args.repeats)
     ratio = [p / b for p, b in zip(results["pipeline"], results["bare"], strict=True)]
     med = {k: statistics.median(v) for k, v in results.items()}
     # If reading overlaps (workers) but augmentation and the step share the main process serially,

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS_DIR, command_line, fill_markers, git_sha, utc_now_minutes, write_json
+from _common import RESULTS_DIR, command_line, fill_markers, git_sha, require_measured, utc_now_minutes, write_json
 
 from encoder.card import ModelCard
 from survey.native import NativeSurvey
@@ -68,6 +68,7 @@ def main() -> None:
     images = survey.images(np.arange(len(survey)))
     labels = np.asarray(survey.catalog["class"]).astype(str)
     metrics = precision_vs_random(args.encoder, images, labels, k=args.k, device=args.device, seed=args.seed)
+    require_measured("precision_vs_random", objects=metrics["n_objects"], queries=metrics["n_queries"])
     card = ModelCard.load(args.encoder)
     res = {
         "name": "precision_vs_random",

@@ -4,7 +4,12 @@ not zero, so a benchmark that hangs, crashes or measures nothing fails the suite
 Each run is the script as an operator starts it (`python bench/<script>.py ...`), in a fresh
 process with a time limit, writing its JSON into the test's tmp folder, never bench/results/.
 The sizes are the smallest that still exercise every phase of the script; the numbers mean
-nothing at that size, only that they were measured.
+nothing at that size, only that they were measured. Scripts with a GPU path run it on the CPU
+(bench_train --gpu-path: bf16 autocast + channels-last; bench_encode --device cpu).
+
+Cost: the runs start together, three at a time (most of a tiny run is interpreter start-up, a
+server starting and closed-loop waits), after the suite's tiny survey, encoder and version
+(tests/conftest.py, shared with the rest of the suite). `pytest -s` prints each run's seconds.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +32,36 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))  # the scripts import their helpers as `from _common import ...`
 
 
+TINY_BACKBONE = '{"channels":[8,16,32,64],"stem_width":8}'  # no spaces: bench_real_retrieval splits --train-args
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    """The suite's tiny simulated survey, encoder and published version (tests/conftest.py), shared
+    read-only, and a labels CSV of the survey's classes (object_id, class)."""
+
+    survey: Path
+    encoder: Path
+    artifacts: Path
+    labels: Path
+
+
 @dataclass
 class Smoke:
     script: str
-    args: Callable[[Path], list[str]]  # tmp folder -> arguments (the JSON goes to tmp/out.json)
-    check: Callable[[dict[str, Any], Path], None]  # the JSON and the tmp folder: non-zero measurements
-    timeout_s: float = 60.0
-    env: dict[str, str] = field(default_factory=dict)
+    args: Callable[[Path, Fixtures], list[str]]  # tmp folder, fixtures -> arguments; the JSON goes to tmp/out.json
+    check: Callable[[dict[str, Any]], None]  # the JSON: its measurements are not zero
+    timeout_s: float = 120.0  # generous: a loaded 2-core machine runs them 3-4x slower; a hang still ends
+    result: str = "out.json"  # the JSON's name in the tmp folder
+    defaults: tuple[str, ...] = ()  # what the script writes without these arguments: must stay untouched
 
 
 def positive(*values: Any) -> None:
     for v in values:
-        assert isinstance(v, int | float) and v == v and v > 0, values
+        assert isinstance(v, int | float) and not isinstance(v, bool) and v == v and v > 0, values
 
 
-def check_service_load(res: dict[str, Any], tmp: Path) -> None:
+def check_service_load(res: dict[str, Any]) -> None:
     m = res["metrics"]
     positive(m["requests_per_s"], m["lone_p50_ms"], m["loaded_p50_ms"], m["bare_search_p50_ms"])
     assert m["errors"] == 0
@@ -53,34 +74,190 @@ def check_service_load(res: dict[str, Any], tmp: Path) -> None:
     assert phases["access_log_lines"] >= answered and log.stat().st_size > 64 * 1024
 
 
+def check_encode(res: dict[str, Any]) -> None:
+    m = res["metrics"]
+    positive(res["settings"]["n_objects"], m["bare_objects_per_s"], m["e2e_objects_per_s"],
+             m["baseline_objects_per_s"], m["read_objects_per_s"], m["stretch_objects_per_s"], m["ratio_e2e_to_bare"])
+
+
+def check_explorer(res: dict[str, Any]) -> None:
+    m = res["metrics"]
+    positive(res["repeats"], *(m[k]["median"] for k in ("map_drawn_ms", "map_fetch_ms", "map_first_frame_ms",
+                                                       "map_frame_median_ms", "map_frames", "grid_rendered_ms",
+                                                       "grid_images_ms")))
+
+
+def check_index_types(res: dict[str, Any]) -> None:
+    factories = " ".join(r["factory"] for r in res["results"])
+    assert all(kind in factories for kind in ("Flat", "HNSW", "PQ", "SQ8")), factories
+    for r in res["results"]:
+        positive(r["recall_at_10"], r["latency"]["1"]["p50_ms"], r["build_s"], r["bytes_per_object"],
+                 r["timed_queries"])
+    positive(res["choose_index"]["recall_at_10"])
+
+
+def check_real_retrieval(res: dict[str, Any]) -> None:
+    positive(res["survey"]["n_scored"], res["pca_components"])
+    assert set(res["results"]) == {"encoder", "random_weights", "pca50_whole_stamp", "pca50_encoder_crop"}
+    for r in res["results"].values():
+        positive(len(r["per_class"]))
+        assert 0 <= r["macro"] <= 1
+
+
+def check_simulate(res: dict[str, Any]) -> None:
+    for r in res["results"]:
+        positive(r["objects_per_s"], r["objects_per_cpu_s"], r["bytes_per_object"])
+    positive(len(res["metrics"]["per_class_ms_one_process"]))
+    for v in res["metrics"]["per_class_ms_one_process"].values():
+        positive(v["n"], v["mean_ms"])
+
+
+def check_train(res: dict[str, Any]) -> None:
+    m = res["metrics"]
+    assert res["settings"]["precision"] == "bf16" and res["settings"]["channels_last"]  # the CUDA path, on the CPU
+    positive(*(m[k]["median"] for k in ("bare_images_per_s", "pipeline_images_per_s", "pipeline_over_bare",
+                                       "stage_read_workers_images_per_s", "stage_read_main_images_per_s",
+                                       "stage_augment_images_per_s")), m["serial_bound_images_per_s"])
+
+
+def check_precision(res: dict[str, Any]) -> None:
+    m = res["metrics"]
+    positive(m["n_objects"], m["n_queries"], m["chance"])
+    for name in ("trained", "random_weights"):
+        assert 0 <= m[name]["precision_at_k"] <= 1, m
+
+
+def check_ablation(res: dict[str, Any]) -> None:
+    positive(res["n_objects"])
+    for b in res.get("baselines", {}).values():
+        assert 0 <= b["macro"] <= 1
+    assert [e["epoch"] for e in res["evals"]] == [0, 1]
+    for e in res["evals"]:
+        positive(e["train_s"] if e["epoch"] else 1.0)
+        assert 0 <= e["plain"]["macro"] <= 1
+
+
+GZ1 = ROOT / "tests" / "data" / "gz1_sdss"
+TINY_CLASSES = "spiral,elliptical,lenticular,irregular,edge_on,merger,lens,star"
+
 SMOKES = [
+    # the ablation loop on the tiny simulated survey: its PCA-50 baselines need 50 scored objects
+    Smoke("ablate_real_ssl.py",
+          lambda tmp, fx: ["--survey", str(fx.survey), "--labels", str(fx.labels), "--id-column", "object_id",
+                           "--label-column", "class", "--merge", "", "--classes", TINY_CLASSES, "--epochs", "1",
+                           "--eval-every", "1", "--limit", "56", "--name", "smoke", "--out", str(tmp),
+                           "--train", json.dumps({"batch_size": 8, "queue_size": 16, "proj_dim": 16, "proj_hidden": 32,
+                                                  "backbone_kwargs": json.loads(TINY_BACKBONE)})],
+          check_ablation, timeout_s=180, result="real_ssl_ablation_smoke.json",
+          defaults=("bench/results/real_ssl_ablation_smoke.json",)),
+    Smoke("bench_encode.py",
+          lambda tmp, fx: ["--survey", str(fx.survey), "--device", "cpu", "--batch-size", "64", "--shard-size", "128",
+                           "--repeats", "1", "--out", str(tmp / "out.json")],
+          check_encode),
+    Smoke("bench_explorer.py",
+          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--points", "5000", "--k", "8", "--repeats", "1",
+                           "--warmup", "0", "--no-docs", "--out", str(tmp / "out.json")],
+          check_explorer, timeout_s=180,
+          defaults=("bench/results/explorer.json", "docs/explorer.md", "docs/img/explorer_map_1e6.png")),
+    Smoke("bench_index_types.py",
+          lambda tmp, fx: ["--n", "3000", "--dim", "32", "--queries", "40", "--clusters", "20", "--ef-search", "16",
+                           "--nprobe", "4", "--threads", "1", "--warmup", "4", "--flat-latency-queries", "20",
+                           "--out", str(tmp / "out.json")],
+          check_index_types, defaults=("bench/results/index_types_n3000.json",)),
+    Smoke("bench_real_retrieval.py",
+          lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
+                           "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),
+                           "--train-args", f"--max-steps 2 --backbone-kwargs {TINY_BACKBONE} --proj-dim 16 "
+                           "--proj-hidden 32 --workers 0 --monitor-size 0 --device cpu"],
+          check_real_retrieval, timeout_s=240, defaults=("bench/results/real_retrieval_smoke.json",)),
     Smoke("bench_service_load.py",
-          lambda tmp: ["--n", "2000", "--factory", "HNSW32", "--workers", "1", "--repeats", "1", "--duration", "4",
-                       "--warmup", "700", "--latency-requests", "100", "--requests", "400",
-                       "--search-queries", "200", "--workdir", str(tmp / "work"), "--out", str(tmp / "out.json")],
-          check_service_load, timeout_s=90),
+          lambda tmp, fx: ["--n", "2000", "--factory", "HNSW32", "--workers", "1", "--repeats", "1", "--duration", "4",
+                           "--warmup", "700", "--latency-requests", "100", "--requests", "400",
+                           "--search-queries", "200", "--workdir", str(tmp / "work"), "--out", str(tmp / "out.json")],
+          check_service_load, timeout_s=180),
+    Smoke("bench_simulate.py",
+          lambda tmp, fx: ["--n", "16", "--workers", "1", "--repeats", "1", "--shard-size", "8", "--per-class-n", "8",
+                           "--out", str(tmp / "out.json")],
+          check_simulate, defaults=("bench/results/simulate.json",)),
+    Smoke("bench_train.py",
+          lambda tmp, fx: ["--survey", str(fx.survey), "--device", "cpu", "--gpu-path", "--batch-size", "16",
+                           "--queue-size", "64", "--backbone-kwargs", TINY_BACKBONE, "--steps", "2", "--warmup", "1",
+                           "--repeats", "1", "--workers", "1", "--out", str(tmp / "out.json")],
+          check_train),
+    Smoke("precision_vs_random.py",
+          lambda tmp, fx: ["--encoder", str(fx.encoder), "--survey", str(fx.survey), "--out", str(tmp / "out.json")],
+          check_precision, defaults=("bench/results/precision_vs_random.json",)),
 ]
 
 
-@pytest.mark.parametrize("smoke", SMOKES, ids=[s.script for s in SMOKES])
-def test_benchmark_runs_at_tiny_size_and_measures_something(smoke: Smoke, tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **smoke.env}
-    t0, wall0 = time.monotonic(), time.time()
+def test_every_bench_script_has_a_smoke_run() -> None:
+    assert sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")) == sorted(s.script for s in SMOKES)
+
+
+@dataclass
+class Run:
+    smoke: Smoke
+    tmp: Path
+    returncode: int | None = None  # None: killed at its time limit
+    stderr: str = ""
+    seconds: float = 0.0
+
+
+def run_smoke(smoke: Smoke, tmp: Path, fx: Fixtures) -> Run:
+    argv = [sys.executable, str(BENCH / smoke.script), *smoke.args(tmp, fx)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t0 = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, str(BENCH / smoke.script), *smoke.args(tmp_path)], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=smoke.timeout_s)
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=smoke.timeout_s)
     except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return Run(smoke, tmp, None, err, time.monotonic() - t0)
+    return Run(smoke, tmp, proc.returncode, proc.stderr, time.monotonic() - t0)
+
+
+PARALLEL = 3  # scripts at once: most of a tiny run is interpreter start-up, server start and waits, not CPU
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_survey: Path,
+               tiny_encoder: Path, tiny_artifacts: Path) -> Iterator[dict[str, Future[Run]]]:
+    """Starts every selected smoke run at once (PARALLEL at a time); each test waits for its own."""
+    from survey.native import NativeSurvey
+
+    labels = tmp_path_factory.mktemp("labels") / "labels.csv"
+    cat = NativeSurvey(tiny_survey).catalog
+    labels.write_text("object_id,class\n" + "".join(f"{i},{c}\n" for i, c in zip(cat["object_id"], cat["class"],
+                                                                                  strict=True)))
+    fx = Fixtures(tiny_survey, tiny_encoder, tiny_artifacts, labels)
+    chosen = {item.callspec.params["smoke"].script for item in request.session.items
+              if item.module is request.module and hasattr(item, "callspec") and "smoke" in item.callspec.params}
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        yield {s.script: pool.submit(run_smoke, s, tmp_path_factory.mktemp(s.script.removesuffix(".py")), fx)
+               for s in sorted(SMOKES, key=lambda s: -s.timeout_s) if s.script in chosen}
+
+
+@pytest.fixture(scope="module")
+def started() -> float:
+    return time.time()
+
+
+@pytest.mark.parametrize("smoke", SMOKES, ids=[s.script for s in SMOKES])
+def test_benchmark_runs_at_tiny_size_and_measures_something(smoke: Smoke, started: float,
+                                                            smoke_runs: dict[str, Future[Run]]) -> None:
+    run = smoke_runs[smoke.script].result()
+    print(f"{smoke.script}: {run.seconds:.1f} s")  # pytest -s shows what each smoke run costs
+    if run.returncode is None:
         pytest.fail(f"{smoke.script} still running after {smoke.timeout_s:g} s (hung?); stderr ends:\n"
-                    f"{(e.stderr or b'')[-3000:]!r}")
-    took = time.monotonic() - t0
-    assert proc.returncode == 0, f"{smoke.script} exited {proc.returncode} after {took:.0f} s:\n{proc.stderr[-3000:]}"
-    out = tmp_path / "out.json"
-    assert out.exists(), f"{smoke.script} wrote no JSON:\n{proc.stderr[-2000:]}"
+                    f"{run.stderr[-3000:]}")
+    assert run.returncode == 0, f"{smoke.script} exited {run.returncode} after {run.seconds:.0f} s:\n" \
+                                f"{run.stderr[-3000:]}"
+    out = run.tmp / smoke.result
+    assert out.exists(), f"{smoke.script} wrote no JSON:\n{run.stderr[-2000:]}"
     res = json.loads(out.read_text())
-    assert res.get("benchmark"), res.keys()
-    smoke.check(res, tmp_path)
-    assert not [p for p in (BENCH / "results").glob("*") if p.stat().st_mtime >= wall0], \
-        f"{smoke.script} wrote into bench/results/"
+    assert res.get("benchmark") or res.get("name"), res.keys()
+    smoke.check(res)
+    touched = [p for p in smoke.defaults if (ROOT / p).exists() and (ROOT / p).stat().st_mtime >= started]
+    assert not touched, f"{smoke.script} wrote {touched} (its smoke run must write only into its tmp folder)"
 
 
 def test_service_load_stops_when_a_phase_measured_nothing(capsys: pytest.CaptureFixture[str]) -> None:
