@@ -30,6 +30,7 @@ class ServiceSettings(BaseSettings):
     max_upload_fits_cards: int = Field(5000, ge=36)  # header records over all HDUs (36 fill one block)
     # uploads decoded and embedded at once (each takes a few copies of its decoded pixels); more wait their turn
     max_concurrent_decodes: int = Field(2, ge=1)
+    max_cone_records: int = Field(10_000, ge=1)  # the cone search's MAXREC ceiling (rows per answer)
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000

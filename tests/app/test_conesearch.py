@@ -13,7 +13,6 @@ from astropy.io.votable import parse
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.routes import conesearch
 from app.settings import ServiceSettings
 from indexer.store import IndexedSurvey
 
@@ -126,17 +125,53 @@ def test_a_repeated_parameter_is_an_error(client: TestClient) -> None:
     assert "RA must be given once" in error_of(vot)
 
 
-def test_more_rows_than_max_records_are_cut_nearest_kept_with_overflow(client: TestClient,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    full = votable(client.get(URL, params={"RA": 155, "DEC": 2.5, "SR": 3})).get_first_table().to_table()
-    monkeypatch.setattr(conesearch, "MAX_RECORDS", 5)
-    vot = votable(client.get(URL, params={"RA": 155, "DEC": 2.5, "SR": 3}))
-    cut = vot.get_first_table().to_table()
-    assert cut["object_id"].tolist() == full["object_id"].tolist()[:5]
-    assert [i.value for i in vot.resources[0].infos if i.name == "QUERY_STATUS"] == ["OVERFLOW"]
+def infos(vot) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {i.name: i.value for i in vot.resources[0].infos}
+
+
+CONE = {"RA": 155, "DEC": 2.5, "SR": 3}
+
+
+def test_maxrec_caps_the_answer_nearest_kept_with_overflow_and_pages_with_offset(client: TestClient) -> None:
+    full_vot = votable(client.get(URL, params=CONE))
+    full = full_vot.get_first_table().to_table()["object_id"].tolist()
+    assert len(full) > 12 and infos(full_vot)["QUERY_STATUS"] == "OK"
+    assert infos(full_vot)["rows_in_cone"] == str(len(full))
+    pages, offset = [], 0
+    while True:
+        vot = votable(client.get(URL, params={**CONE, "MAXREC": 5, "OFFSET": offset}))
+        page = vot.get_first_table().to_table()["object_id"].tolist()
+        pages += page
+        if infos(vot)["QUERY_STATUS"] != "OVERFLOW":
+            break
+        assert len(page) == 5 and infos(vot)["next_offset"] == str(offset + 5)
+        offset = int(infos(vot)["next_offset"])
+    assert pages == full, "the pages, in order, are the whole nearest-first answer"
+
+
+def test_maxrec_above_the_services_ceiling_is_lowered_to_it(tiny_artifacts: Path) -> None:
+    """ServiceSettings.max_cone_records is the most rows any answer holds (was a fixed 50,000)."""
+    app = create_app(ServiceSettings(artifacts=tiny_artifacts, watch_interval_s=0, max_cone_records=7))
+    with TestClient(app) as c:
+        for params in (CONE, {**CONE, "MAXREC": 10**9}):
+            vot = votable(c.get(URL, params=params))
+            assert len(vot.get_first_table().to_table()) == 7
+            assert infos(vot)["QUERY_STATUS"] == "OVERFLOW" and infos(vot)["max_records"] == "7"
+
+
+def test_maxrec_zero_is_the_metadata_with_the_overflow_flag(client: TestClient) -> None:
+    vot = votable(client.get(URL, params={**CONE, "MAXREC": 0}))
+    assert len(vot.get_first_table().to_table()) == 0 and infos(vot)["QUERY_STATUS"] == "OVERFLOW"
+
+
+@pytest.mark.parametrize(("params", "words"), [({"MAXREC": "lots"}, "MAXREC='lots' is not a whole number"),
+                                               ({"MAXREC": -1}, "MAXREC=-1 is negative"),
+                                               ({"OFFSET": "1.5"}, "OFFSET='1.5' is not a whole number")])
+def test_bad_maxrec_or_offset_is_an_error_votable(client: TestClient, params: dict, words: str) -> None:
+    assert words in error_of(votable(client.get(URL, params={**CONE, **params})))
 
 
 def test_conesearch_is_in_the_openapi_document_as_xml(client: TestClient) -> None:
     op = client.get("/openapi.json").json()["paths"][URL]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"RA", "DEC", "SR", "VERB"}
+    assert {p["name"] for p in op["parameters"]} == {"RA", "DEC", "SR", "VERB", "MAXREC", "OFFSET"}
     assert "text/xml" in op["responses"]["200"]["content"]
