@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from encoder.errors import IncompatibleInput
 from indexer.errors import ArtifactMismatch, NoCurrentVersion
@@ -81,12 +82,19 @@ def install(app: FastAPI) -> None:
         return error_response(413, exc.code, str(exc.detail))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such route; see /docs for the API"
-        return error_response(exc.status_code, code, detail)
+        if exc.status_code == 405:  # RFC 9110 §15.5.6: a 405 lists the methods the resource has
+            allowed = allowed_methods(request) or headers.get("Allow", "")
+            headers["Allow"] = allowed
+            detail = f"{request.method} is not allowed here; the methods of {request.url.path} are {allowed}"
+        response = error_response(exc.status_code, code, detail)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -105,6 +113,27 @@ def install(app: FastAPI) -> None:
         response = error_response(exc.status, exc.code, exc.detail)
         response.headers["WWW-Authenticate"] = 'Bearer realm="skysift admin"'  # RFC 6750 §3
         return response
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path, HEAD with GET (app.middleware.HeadAsGet).
+
+    Starlette's own Allow names only the first route whose path matched (GET /votes hid POST
+    /votes), so each route is asked again, once per method, whether it would take this path.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Mount):  # the static files: a mount takes every method, StaticFiles GET/HEAD
+            if request.url.path.startswith(route.path + "/"):
+                methods |= {"GET", "HEAD"}
+            continue
+        methods |= {m for m in _METHODS if route.matches({**request.scope, "method": m})[0] == Match.FULL}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 class Unauthorized(ApiError):

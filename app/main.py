@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import errors, uploads
 from .holder import IndexHolder
-from .middleware import AccessLog, BodyLimit, LimitBodies
+from .middleware import AccessLog, BodyLimit, HeadAsGet, LimitBodies
 from .routes import admin, conesearch, cutouts, health, map, objects, rankings, search, votes
 from .settings import ServiceSettings
 
@@ -82,6 +82,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     upload_limit = BodyLimit(uploads.body_limit(settings.max_upload_bytes), "upload_too_large", "upload")
     app.add_middleware(LimitBodies, default=BodyLimit(settings.max_body_bytes),
                        per_path={search.CUTOUT_PATH: upload_limit})
+    app.add_middleware(HeadAsGet)
     app.add_middleware(AccessLog)  # added last = outermost: it sees (and ids, and logs) every answer
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

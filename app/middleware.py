@@ -14,6 +14,8 @@ bare index search.
               chunked body, or one longer than it declared, as soon as it passes the limit. The
               refusal is BodyTooLarge, an HTTPException (FastAPI re-raises those from its body
               reader instead of turning them into 400), answered as 413 by app/errors.py.
+  HeadAsGet   HEAD is answered as GET without the body (RFC 9110 §9.3.2): FastAPI routes are GET
+              only, so HEAD / was a 405. The routes stay GET in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -134,3 +136,24 @@ def _content_length(scope: Scope) -> int | None:
         return int(raw) if raw is not None else None
     except ValueError:
         return None
+
+
+class HeadAsGet:
+    """Run a HEAD request as GET and send its status and headers (Content-Length included), no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
+            elif message["type"] == "http.response.pathsend":  # a file the server would send itself
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)  # the same state dict
