@@ -22,11 +22,22 @@ def serve(
     """
     import uvicorn
 
+    from indexer.artifacts import check_root
+
     from .main import configure_logging, create_app, limit_search_threads
     from .settings import ServiceSettings
 
-    configure_logging()
     settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root, workers=workers)
+    # A wrong path is refused here, in one line, rather than served as "nothing published" forever;
+    # an empty root is allowed (the service waits for the first `skysift index` to publish).
+    check_root(settings.artifacts, allow_empty=True)
+    if settings.survey_root is not None and not Path(settings.survey_root).is_dir():
+        raise NotADirectoryError(f"--survey-root {settings.survey_root}: no such folder (the survey whose cutouts "
+                                 "the service shows; default: the path recorded in the version's manifest)")
+    if not (Path(settings.artifacts) / "current").exists():
+        typer.echo(f"skysift serve: nothing published under {settings.artifacts} yet; /readyz answers 503 until "
+                   "`skysift index` publishes a version", err=True)
+    configure_logging()
     if settings.workers == 1:
         limit_search_threads(settings.search_threads)
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

@@ -285,6 +285,23 @@ def publish(root: Path, stage: Path) -> str:
     return version
 
 
+def check_root(root: Path, allow_empty: bool = False) -> Path:
+    """`root` if it is an artifacts root (a folder holding versions/, current or building/, or with
+    `allow_empty` an empty folder: nothing built yet); a missing folder, a file or any other folder
+    raises ArtifactError naming it."""
+    root = Path(root)
+    fix = "pass artifacts= the folder `skysift index` publishes into (default: artifacts)"
+    if not root.exists():
+        raise ArtifactError(f"{root}: no such folder; {fix}")
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not a folder; {fix}")
+    if allow_empty and not any(root.iterdir()):
+        return root
+    if not any((root / name).exists() or (root / name).is_symlink() for name in ("versions", "current", "building")):
+        raise ArtifactError(f"{root}: not an artifacts root (no versions/, current or building/ in it); {fix}")
+    return root
+
+
 def current_dir(root: Path) -> Path:
     link = Path(root) / "current"
     if not link.exists():

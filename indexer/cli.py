@@ -11,13 +11,24 @@ Heavy imports (torch, faiss) happen inside the commands, so `versions` and `publ
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Column, Table
+from rich.text import Text
 
 from . import artifacts
 from .settings import IndexSettings
@@ -34,9 +45,25 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cu
 WorkersOpt = Annotated[int, typer.Option("--workers", help="reader processes (0: one background thread)")]
 
 
+def three_figures(x: float) -> str:
+    """x to 3 significant figures, without an exponent: 340.116 -> '340', 1234.5 -> '1230', 0.01234 -> '0.0123'."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = 2 - math.floor(math.log10(abs(x)))
+    return f"{round(x, decimals):.{max(decimals, 0)}f}"
+
+
+class RateColumn(ProgressColumn):
+    """Objects per second to 3 significant figures; '–' until rich has measured a rate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{'–' if speed is None else three_figures(speed)} obj/s")
+
+
 def _progress(total: int) -> tuple[Progress, TaskID]:
-    bar = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} obj/s"),
-                   TimeRemainingColumn(), console=console)
+    bar = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
+                   console=console)
     return bar, bar.add_task("encode", total=total)
 
 
@@ -126,8 +153,10 @@ def versions(artifacts_root: ArtifactsOpt = Path("artifacts"),
              remove_orphans: Annotated[bool, typer.Option(
                  "--remove-orphans", help="delete versions never made current (left by a killed publish)")]
              = False) -> None:
-    """List versions (and orphans: versions a killed publish left, never made current); roll back;
-    remove an old version or the orphans explicitly."""
+    """List versions and orphans (never made current); roll back; remove a version or the orphans.
+
+    An orphan is a complete version a killed publish left in versions/ without making it current."""
+    artifacts.check_root(artifacts_root)
     if rollback:
         console.print(f"current -> {artifacts.rollback(artifacts_root, to)}")
     if remove:

@@ -1,7 +1,12 @@
 """skysift: simulate | ingest | train | encode | index | publish | versions | serve | evaluate | demo.
 
     skysift --help
+    skysift --version
     torchrun --nproc_per_node=2 -m skysift.cli train ...
+
+Each package's cli.py imports only typer, rich and settings at the top and its heavy modules
+(torch, GalSim, FAISS, the app) inside the commands, so `skysift --help` starts in well under a
+second (tests/test_cli.py checks that none of them is imported by `import skysift.cli`).
 """
 
 from __future__ import annotations

@@ -162,16 +162,35 @@ def guarded(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return run
 
 
+def version_text() -> str:
+    """`skysift <version of the installed package>` (unknown for a checkout that was never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"skysift {version('skysift')}"
+    except PackageNotFoundError:
+        return "skysift unknown (not installed; run `make install`)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
 def _root(
     debug: Annotated[
         bool, typer.Option("--debug", envvar="SKYSIFT_DEBUG", help="on an error, show the Python traceback")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_show_version, help="print the version and exit")
     ] = False,
 ) -> None:
     """Self-supervised similarity search for sky surveys."""
 
 
 def install(app: typer.Typer) -> None:
-    """Add the global --debug option and wrap every command registered so far."""
+    """Add the global options (--debug, --version) and wrap every command registered so far."""
     app.callback()(_root)
     for info in app.registered_commands:
         fn = info.callback

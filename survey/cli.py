@@ -10,9 +10,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .simulate.settings import SimSettings
-from .simulate.survey import simulate as run_simulation
-
 console = Console()
 
 
@@ -25,6 +22,9 @@ def simulate(
     shard_size: Annotated[int, typer.Option(help="objects per shard")] = 1024,
 ) -> None:
     """Simulate a survey with ground truth (GalSim galaxies, lenstronomy lenses, artifacts)."""
+    from .simulate.settings import SimSettings  # here, not at the top: `skysift --help` need not load GalSim
+    from .simulate.survey import simulate as run_simulation
+
     extra = {"workers": workers} if workers else {}
     s = SimSettings(out_dir=out, preset=preset, n_objects=n_objects, seed=seed, shard_size=shard_size, **extra)
     t0 = time.perf_counter()

@@ -18,9 +18,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .augment import AugmentSettings
-from .settings import TrainSettings
-
 console = Console()
 
 
@@ -53,7 +50,9 @@ def train(
     monitor_size: int = 2000,
 ) -> None:
     """Train the encoder with MoCo v2 and export model.safetensors + model.json to OUT/encoder."""
+    from .augment import AugmentSettings  # here, not at the top: `skysift --help` need not load torch
     from .loop import train as run
+    from .settings import TrainSettings
 
     extra = {"backbone_kwargs": json.loads(backbone_kwargs)} if backbone_kwargs is not None else {}
     s = TrainSettings(
