@@ -7,6 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Ceilings the OpenAPI document states (declared on the parameters, so a generated client knows
+# them); ServiceSettings.max_k / max_cutout_px default to them and may only lower them.
+MAX_K = 500
+MAX_CUTOUT_PX = 512
+
 
 def clean(value: Any) -> Any:
     """JSON has no NaN/inf: they become null."""

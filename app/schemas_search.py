@@ -6,13 +6,13 @@ so a client renders them with one code path; only `query` differs, plus `matched
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from survey.readers.fits_header import MAX_PIXEL_SCALE_ARCSEC, MIN_PIXEL_SCALE_ARCSEC
 
-from .schemas import ErrorBody, NeighbourRecord, SimilarResponse
+from .schemas import MAX_K, ErrorBody, NeighbourRecord, SimilarResponse
 
 # ---- position search
 
@@ -86,7 +86,7 @@ class CutoutSearchForm(BaseModel):
     bands: str | None = Field(
         None, max_length=200, examples=["g,r,z"],
         description="comma-separated band names of the planes (FITS/NPY), or of R,G,B (PNG/JPEG)")
-    k: int | None = Field(None, ge=1, description="number of results (default: the service's default_k)")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="number of results (default: the service's default_k)")
     z_min: float | None = Field(None, ge=0, le=20)
     z_max: float | None = Field(None, ge=0, le=20)
     mag_max: float | None = Field(None, ge=-10, le=40)
@@ -113,16 +113,19 @@ def cutout_form_openapi() -> dict[str, Any]:
 
 # ---- examples search
 
+ObjectIdText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
 
 class ExamplesRequest(BaseModel):
     """"More like these, less like those"."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    # strict: JSON false is not the number 0, nor "5" the integer 5 (lax pydantic took {"mag_max": false} as 0)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"positive": ["sim-0000042", "sim-0000107"], "negative": ["sim-0000003"], "k": 12, "z_max": 0.3}]})
 
-    positive: list[str] = Field(min_length=1, max_length=100, description="object IDs to look like")
-    negative: list[str] = Field(default_factory=list, max_length=100, description="object IDs to look unlike")
-    k: int | None = Field(None, ge=1, description="number of results (default: the service's default_k)")
+    positive: list[ObjectIdText] = Field(min_length=1, max_length=100, description="object IDs to look like")
+    negative: list[ObjectIdText] = Field(default_factory=list, max_length=100, description="object IDs to look unlike")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="number of results (default: the service's default_k)")
     z_min: float | None = Field(None, ge=0, le=20)
     z_max: float | None = Field(None, ge=0, le=20)
     mag_max: float | None = Field(None, ge=-10, le=40)
@@ -188,10 +191,12 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
 EXAMPLES_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error_doc("the body is not JSON (FastAPI's body parser)", bad_json=(
         "http_error", "There was an error parsing the body")),
+    413: error_doc("the body is over max_body_bytes", body_too_large=(
+        "body_too_large", "the request body (104857600 bytes) is larger than the limit of 1048576 bytes")),
     404: error_doc("an example ID is not in the survey", unknown_object=(
         "unknown_object", "no object with id 'nope' in this survey")),
     422: error_doc("no positive example, an ID both positive and negative, or a bad parameter", empty=(
         "invalid_parameter", "positive: List should have at least 1 item after validation, not 0"), both=(
-        "invalid_parameter", "sim-0000042 is both a positive and a negative example")),
+        "invalid_parameter", "'sim-0000042' is both a positive and a negative example")),
     503: NO_INDEX,
 }

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .schemas import MAX_CUTOUT_PX, MAX_K
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SKYSIFT_", extra="forbid")
@@ -16,11 +18,11 @@ class ServiceSettings(BaseSettings):
     admin_token: str | None = None  # bearer token for /admin/reload; None disables the route (401)
     watch_interval_s: float = 2.0  # how often to look for a new `current` (0 = never; reload by API)
     default_k: int = 12
-    max_k: int = 500
+    max_k: int = Field(MAX_K, ge=1, le=MAX_K)  # lower than MAX_K: the OpenAPI document still says MAX_K
     max_upload_bytes: int = 20 * 1024 * 1024
     # every other request body (JSON: examples, votes); 200 example IDs of 256 characters are ~60 kB
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_cutout_px: int = 512
+    max_cutout_px: int = Field(MAX_CUTOUT_PX, ge=8, le=MAX_CUTOUT_PX)
     max_upload_side_px: int = 4096  # larger uploads are refused from their header, before decoding
     # C x H x W pixel values an upload may decode to (checked from its header, before decoding): a few kB
     # of PNG can announce 4096^2 RGBA. 2**22 = one band of 2048^2 or three of 1182^2 (16 MB as float32)

@@ -15,7 +15,7 @@ from survey.render import png_bytes
 
 from ..deps import IndexDep, SettingsDep
 from ..errors import ApiError
-from ..schemas import ERRORS
+from ..schemas import ERRORS, MAX_CUTOUT_PX
 
 router = APIRouter(prefix="/api/v1", tags=["cutouts"])
 
@@ -28,7 +28,7 @@ ObjectId = Annotated[str, Path(min_length=1, description="the survey's object ID
     **ERRORS, 200: {"content": {"image/png": {}}, "description": "colour composite"}})
 def cutout_png(
     object_id: ObjectId, store: IndexDep, settings: SettingsDep,
-    size: Annotated[int | None, Query(ge=8, description="output width = height in px")] = None,
+    size: Annotated[int | None, Query(ge=8, le=MAX_CUTOUT_PX, description="output width = height in px")] = None,
     stretch: Annotated[float, Query(ge=1e-3, le=100, description="Lupton stretch, nanomaggies")] = 0.5,
     q: Annotated[float, Query(ge=0, le=100)] = 8.0,
 ) -> Response:

@@ -22,11 +22,12 @@ from indexer.store import Filters, IndexedSurvey, Neighbour
 from ..deps import IndexDep, SettingsDep
 from ..errors import ApiError
 from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
-from ..schemas import ERRORS, NeighbourRecord, ObjectRecord, SimilarResponse, clean
+from ..schemas import ERRORS, MAX_K, NeighbourRecord, ObjectRecord, SimilarResponse, clean
 
 router = APIRouter(prefix="/api/v1", tags=["objects"])
 
 ObjectId = Annotated[str, Path(description="the survey's object ID", examples=["sim-0000042"], min_length=1)]
+REGION = "A sky-region filter needs all three of ra, dec and radius (422 otherwise)."
 INLINE_FLAT_MAX = 50_000  # an exact (Flat) search over more vectors than this runs in the thread pool
 
 
@@ -63,21 +64,23 @@ async def similar(
     object_id: ObjectId,
     store: IndexDep,
     settings: SettingsDep,
-    k: Annotated[int, Query(ge=1, description="number of results (the object itself first)")] = 12,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results (the object itself first)")] = 12,
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
     mag_max: Annotated[float | None, Query(ge=-10, le=40)] = None,
-    ra: Annotated[float | None, Query(ge=0, lt=360, description="sky-region centre, deg")] = None,
-    dec: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    radius: Annotated[float | None, Query(gt=0, le=180, description="sky-region radius, deg")] = None,
+    ra: Annotated[float | None, Query(ge=0, lt=360, description=f"sky-region centre, deg ICRS. {REGION}")] = None,
+    dec: Annotated[float | None, Query(ge=-90, le=90, description=f"sky-region centre, deg ICRS. {REGION}")] = None,
+    radius: Annotated[float | None, Query(gt=0, le=180, description=f"sky-region radius, deg. {REGION}")] = None,
     fmt: FormatQuery = "json",
 ) -> Any:
     """The k objects most similar to `object_id`, optionally within a redshift window, brighter
     than a magnitude, or inside a sky region. The query object comes first (distance 0) when it
     passes the filters."""
     check_k(k, settings.max_k)
-    if radius is not None and (ra is None or dec is None):
-        raise ApiError(422, "invalid_parameter", "a sky-region filter needs ra, dec and radius together")
+    given = [name for name, v in (("ra", ra), ("dec", dec), ("radius", radius)) if v is not None]
+    if given and len(given) < 3:  # ra and dec alone were silently ignored
+        raise ApiError(422, "invalid_parameter", f"a sky-region filter needs ra, dec and radius together; only "
+                                                 f"{', '.join(given)} given")
     if z_min is not None and z_max is not None and z_min > z_max:
         raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
     filters = Filters(z_min, z_max, mag_max, ra, dec, radius)

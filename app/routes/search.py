@@ -42,7 +42,7 @@ from indexer.store import Filters, IndexedSurvey
 from .. import uploads
 from ..deps import DecodeSlotsDep, IndexDep, SettingsDep
 from ..errors import ApiError
-from ..schemas import ObjectRecord
+from ..schemas import MAX_K, ObjectRecord
 from ..schemas_search import (
     EXAMPLES_ERRORS,
     POSITION_ERRORS,
@@ -167,7 +167,8 @@ def search_position(
                                   "degrees": {"value": "2.5467"}, "sexagesimal": {"value": "+02:32:48.2"}})],
     match_radius_arcsec: Annotated[float, Query(gt=0, le=3600, description="how far the nearest catalogued "
                                                 "object may be from the position")] = DEFAULT_MATCH_RADIUS_ARCSEC,
-    k: Annotated[int | None, Query(ge=1, description="number of results (default: the service's default_k)")] = None,
+    k: Annotated[int | None, Query(ge=1, le=MAX_K, description="number of results (default: the service's "
+                                                                  "default_k)")] = None,
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
     mag_max: Annotated[float | None, Query(ge=-10, le=40)] = None,
@@ -297,7 +298,9 @@ def search_examples(body: ExamplesRequest, store: IndexDep, settings: SettingsDe
     positive, negative = list(dict.fromkeys(body.positive)), list(dict.fromkeys(body.negative))
     both = [oid for oid in positive if oid in set(negative)]
     if both:
-        raise ApiError(422, "invalid_parameter", f"{', '.join(both[:5])} is both a positive and a negative example")
+        raise ApiError(422, "invalid_parameter", f"{', '.join(map(repr, both[:5]))} "
+                                                 f"{'is' if len(both) == 1 else 'are'} both a positive and a negative "
+                                                 f"example")
     pos_rows = [store.row_of(oid) for oid in positive]  # UnknownObject -> 404 naming the id
     neg_rows = [store.row_of(oid) for oid in negative]
     query = _mean_vector(store, pos_rows)

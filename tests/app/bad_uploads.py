@@ -369,7 +369,7 @@ CASES: list[BadUpload] = [
               "invalid_parameter", "pixel_scale_arcsec"),
     BadUpload("k_zero", file("c.npy", lambda: npy_bytes(galaxy()), k="0"), 422, "invalid_parameter", "k:"),
     BadUpload("k_above_max", file("c.npy", lambda: npy_bytes(galaxy()), k="100000"), 422, "invalid_parameter",
-              "k=100000"),
+              "k: Input should be less than or equal to 500"),
     BadUpload("z_min_above_z_max", file("c.npy", lambda: npy_bytes(galaxy()), z_min="0.5", z_max="0.1"), 422,
               "invalid_parameter", "z_min=0.5"),
     BadUpload("misspelt_field", file("c.npy", lambda: npy_bytes(galaxy()), pixelscale="0.262"), 422,

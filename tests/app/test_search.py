@@ -105,7 +105,8 @@ def test_far_position_is_404_with_the_nearest_distance(client: TestClient, store
     ({"ra": "10", "dec": "-90:30:00"}, "dec="), ({"ra": "ten", "dec": "0"}, "ra="), ({"ra": "10", "dec": "2h"}, "dec="),
     ({"ra": "nan", "dec": "0"}, "ra="), ({"ra": "10:99:00", "dec": "0"}, "ra="), ({"dec": "0"}, "ra"),
     ({"ra": "10", "dec": "0", "match_radius_arcsec": "0"}, "match_radius_arcsec"),
-    ({"ra": "10", "dec": "0", "k": "0"}, "k"), ({"ra": "10", "dec": "0", "k": "100000"}, "k="),
+    ({"ra": "10", "dec": "0", "k": "0"}, "k"),
+    ({"ra": "10", "dec": "0", "k": "100000"}, "k: Input should be less than or equal to 500"),
     ({"ra": "10", "dec": "0", "z_min": "0.5", "z_max": "0.1"}, "z_min"),
 ])
 def test_bad_position_parameters_are_422_naming_them(client: TestClient, params: dict, word: str) -> None:
@@ -256,7 +257,14 @@ def test_examples_with_only_positives(client: TestClient, store: IndexedSurvey) 
     ({"negative": ["sim-0000001"]}, 422, "invalid_parameter", "positive"),
     ({"positive": ["sim-0000001"], "negative": ["sim-0000001"]}, 422, "invalid_parameter", "both"),
     ({"positive": ["sim-0000001"], "k": 0}, 422, "invalid_parameter", "k"),
-    ({"positive": ["sim-0000001"], "k": 100000}, 422, "invalid_parameter", "k=100000"),
+    ({"positive": ["sim-0000001"], "k": 100000}, 422, "invalid_parameter", "less than or equal to 500"),
+    ({"positive": ["sim-0000001"], "mag_max": False}, 422, "invalid_parameter", "mag_max"),  # was taken as 0
+    ({"positive": ["sim-0000001"], "z_max": "0.3"}, 422, "invalid_parameter", "z_max"),
+    ({"positive": ["sim-0000001"], "k": True}, 422, "invalid_parameter", "k"),
+    ({"positive": [""], "negative": [""]}, 422, "invalid_parameter", "positive.0: String should have at least 1"),
+    ({"positive": ["x" * 257]}, 422, "invalid_parameter", "positive.0: String should have at most 256"),
+    ({"positive": ["sim-0000001", "sim-0000002"], "negative": ["sim-0000002", "sim-0000001"]}, 422,
+     "invalid_parameter", "'sim-0000001', 'sim-0000002' are both a positive and a negative example"),
     ({"positive": ["sim-0000001"], "colour": "red"}, 422, "invalid_parameter", "colour"),
     ({"positive": "sim-0000001"}, 422, "invalid_parameter", "positive"),
 ])
