@@ -8,13 +8,16 @@ one slow case, the first load of a version, goes to the thread pool.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import difflib
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 
 from indexer.store import IndexedSurvey
 
+from .errors import ApiError
 from .holder import IndexHolder
 from .settings import ServiceSettings
 
@@ -33,6 +36,39 @@ async def get_index(request: Request) -> IndexedSurvey:
 async def get_decode_slots(request: Request) -> asyncio.Semaphore:
     """The app's bound on uploads decoding at once (ServiceSettings.max_concurrent_decodes)."""
     return request.app.state.decode_slots
+
+
+# A route whose openapi_extra holds this key ignores query parameters it does not know (the IVOA cone
+# search: SCS clients send their own, e.g. RUNID and RESPONSEFORMAT).
+IGNORES_UNKNOWN_QUERY = "x-unknown-query-parameters"
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """Query parameter names of a route's handler and of every dependency it has (by alias)."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not declare is a 422 naming it and
+    the accepted ones (a mistyped `zmax=0.1` used to answer the unfiltered search). Routes outside
+    the API document (the page, whose address carries its own state) are left alone."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema or not request.url.query:
+        return
+    if IGNORES_UNKNOWN_QUERY in (route.openapi_extra or {}):
+        return
+    accepted = _query_names(route.dependant)  # a few set unions: cheaper than a cache keyed by route
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in accepted]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, sorted(accepted), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        takes = ", ".join(sorted(accepted)) or "no query parameters"
+        raise ApiError(422, "invalid_parameter", f"unknown query parameter {name!r}{hint}; "
+                                                 f"{request.method} {route.path} takes {takes}")
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]

@@ -11,11 +11,12 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import errors, uploads
+from .deps import reject_unknown_query
 from .holder import IndexHolder
 from .middleware import AccessLog, BodyLimit, HeadAsGet, LimitBodies
 from .routes import admin, conesearch, cutouts, health, map, objects, rankings, search, votes
@@ -60,6 +61,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Self-supervised similarity search over a sky survey.",
+        dependencies=[Depends(reject_unknown_query)],  # every route: a mistyped parameter is a 422
     )
     app.state.settings = settings
     app.state.holder = holder

@@ -34,6 +34,7 @@ from fastapi.responses import Response
 from indexer.errors import ArtifactError
 from indexer.store import IndexedSurvey
 
+from ..deps import IGNORES_UNKNOWN_QUERY
 from ..formats import column_kinds, votable_bytes
 from ..schemas import clean
 
@@ -136,7 +137,9 @@ def cone_votable(store: IndexedSurvey, ra: float, dec: float, sr: float, verb: i
                          infos=infos, ucds=SCS_UCDS, units=UNITS, kinds=kinds, version="1.1")
 
 
-@router.get("/conesearch", response_class=Response, responses={200: {
+@router.get("/conesearch", response_class=Response, openapi_extra={IGNORES_UNKNOWN_QUERY: "ignored (SCS clients add "
+                                                                                         "their own parameters)"},
+            responses={200: {
     "description": "a VOTable of the objects in the cone, or (standard SCS behaviour) a VOTable holding "
                    '`<INFO name="Error" value="...">` when RA/DEC/SR are missing, invalid or SR is too large',
     "content": {MEDIA: {"schema": {"type": "string"}, "example": _DOC_XML}}}})
