@@ -90,22 +90,23 @@ async def similar(
     return similar_response(store, object_id, k, filters, fmt)
 
 
+def neighbour_table(store: IndexedSurvey, fmt: Format, neighbours: list[dict[str, Any]], *, name: str,
+                    description: str, infos: dict[str, Any]) -> Response:
+    """A search's neighbours as csv/votable (app/formats.py), one row each in rank order: the one
+    table shape of /similar and of every /search route."""
+    cols = columns_of(neighbours, default=record_columns(store.catalog.names, "rank", "distance"))
+    return table_response(fmt, neighbours, cols, name=name, total=len(neighbours), version=store.version,
+                          kinds=column_kinds(store.catalog.columns),
+                          description=f"{description}, version {store.version}", infos=infos)
+
+
 def similar_response(store: IndexedSurvey, object_id: str, k: int, filters: Filters, fmt: Format) -> Response:
     row = store.row_of(object_id)
     neighbours = neighbour_dicts(store, store.similar(object_id, k, filters))
     if fmt != "json":  # csv/votable: one row per neighbour; the query object is row 0 when it passes
-        cols = columns_of(neighbours, default=record_columns(store.catalog.names, "rank", "distance"))
-        return table_response(
-            fmt,
-            neighbours,
-            cols,
-            name=f"similar-{row}",
-            total=len(neighbours),
-            version=store.version,
-            kinds=column_kinds(store.catalog.columns),
-            description=f"objects most similar to {object_id}, version {store.version}",
-            infos={"query_object_id": object_id, "k": k},
-        )
+        return neighbour_table(store, fmt, neighbours, name=f"similar-{row}",
+                               description=f"objects most similar to {object_id}",
+                               infos={"query_object_id": object_id, "k": k})
     first = neighbours[0] if neighbours and neighbours[0]["row"] == row else None  # the query itself, usually
     query = {c: v for c, v in first.items() if c not in ("rank", "distance")} if first else record_dict(store, row)
     body = {"version": store.version, "k": k, "query": query, "neighbours": neighbours}

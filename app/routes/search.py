@@ -6,7 +6,7 @@ All three answer in the shape of `/objects/{id}/similar`: `version`, `k`, `query
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from astropy import units as u
@@ -42,6 +42,7 @@ from indexer.store import Filters, IndexedSurvey
 from .. import uploads
 from ..deps import DecodeSlotsDep, IndexDep, SettingsDep
 from ..errors import ApiError
+from ..formats import Format, FormatQuery, list_responses
 from ..schemas import MAX_K, ObjectRecord
 from ..schemas_search import (
     EXAMPLES_ERRORS,
@@ -57,7 +58,7 @@ from ..schemas_search import (
     UploadSearchResponse,
     cutout_form_openapi,
 )
-from .objects import check_k, neighbour_records
+from .objects import check_k, neighbour_records, neighbour_table
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -155,7 +156,17 @@ def _arcsec(sep: float) -> str:
     return f"{sep:.1f} arcsec" + (f" ({sep / 3600:.3f} deg)" if sep >= 3600 else "")
 
 
-@router.get("/search/position", response_model=PositionSearchResponse, responses=POSITION_ERRORS)
+def respond(store: IndexedSurvey, body: PositionSearchResponse | UploadSearchResponse | ExamplesResponse,
+            fmt: Format, name: str, description: str, infos: dict[str, Any]) -> Any:
+    """The search's JSON model, or its neighbours as csv/votable (`format`), like /similar."""
+    if fmt == "json":
+        return body
+    rows = [n.model_dump() for n in body.neighbours]
+    return neighbour_table(store, fmt, rows, name=name, description=description, infos={"k": body.k, **infos})
+
+
+@router.get("/search/position", response_model=PositionSearchResponse,
+            responses={**POSITION_ERRORS, **list_responses("the matched object's most similar objects")})
 def search_position(
     store: IndexDep, settings: SettingsDep,
     ra: Annotated[str, Query(min_length=1, max_length=40, description="right ascension: degrees, or sexagesimal "
@@ -172,7 +183,8 @@ def search_position(
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
     mag_max: Annotated[float | None, Query(ge=-10, le=40)] = None,
-) -> PositionSearchResponse:
+    fmt: FormatQuery = "json",
+) -> Any:
     """The catalogued object nearest to (ra, dec), if within `match_radius_arcsec`, and its most
     similar objects, as `/objects/{id}/similar`; `matched` tells how far the object is. 404
     `no_object_in_radius` names the nearest object and its distance otherwise."""
@@ -185,11 +197,14 @@ def search_position(
                        f"no catalogued object within {match_radius_arcsec:g} arcsec of ra={ra_deg:.5f}, "
                        f"dec={dec_deg:.5f} deg; the nearest object, {oid}, is {_arcsec(sep)} away")
     hits = store.similar(oid, k, filters)
-    return PositionSearchResponse(
+    body = PositionSearchResponse(
         version=store.version, k=k, query=ObjectRecord.from_record(store.record(row)),
         neighbours=neighbour_records(store, hits),
         matched=PositionMatch(ra=ra_deg, dec=dec_deg, object_id=oid, separation_arcsec=sep,
                               match_radius_arcsec=match_radius_arcsec))
+    return respond(store, body, fmt, f"position-{row}", f"objects most similar to {oid}, the object nearest to "
+                   f"ra={ra_deg:.5f}, dec={dec_deg:.5f}", {"query_object_id": oid, "ra": ra_deg, "dec": dec_deg,
+                                                          "separation_arcsec": sep})
 
 
 # ---- uploaded cutout
@@ -250,10 +265,11 @@ def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form
 CUTOUT_PATH = f"{router.prefix}/search/cutout"  # app/main.py gives this path the upload body limit
 
 
-@router.post("/search/cutout", response_model=UploadSearchResponse, responses=UPLOAD_ERRORS,
+@router.post("/search/cutout", response_model=UploadSearchResponse,
+             responses={**UPLOAD_ERRORS, **list_responses("the objects most similar to the upload")},
              openapi_extra=cutout_form_openapi())
-async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep,
-                        slots: DecodeSlotsDep) -> UploadSearchResponse:
+async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep, slots: DecodeSlotsDep,
+                        fmt: FormatQuery = "json") -> Any:
     """The objects most similar to an uploaded cutout (multipart/form-data, field `file`).
 
     FITS (2-D or (C, H, W) with a celestial WCS or PIXSCALE), PNG/JPEG (a Lupton arcsinh colour
@@ -274,11 +290,16 @@ async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep
         limits = DecodeLimits(settings.max_upload_side_px, settings.max_upload_decoded_px,
                               settings.max_upload_fits_hdus, settings.max_upload_fits_cards)
         async with slots:  # at most settings.max_concurrent_decodes decode (and embed) at once
-            return await run_in_threadpool(_search_upload, store, data, filename, form, k, filters, limits)
+            body = await run_in_threadpool(_search_upload, store, data, filename, form, k, filters, limits)
     except UploadError as e:
         raise as_api_error(e) from e
     except WeightsError as e:
         raise ApiError(503, "encoder_unavailable", f"version {store.version}: its encoder cannot be loaded: {e}") from e
+    q = body.query
+    return respond(store, body, fmt, "upload", f"objects most similar to the upload {q.filename or ''}".strip(),
+                   {"upload_format": q.format, "shape": "x".join(map(str, q.shape)),
+                    "pixel_scale_arcsec": q.pixel_scale_arcsec, "flux": q.flux,
+                    **{f"note_{i + 1}": n for i, n in enumerate(q.notes)}})
 
 
 # ---- examples
@@ -288,8 +309,9 @@ def _mean_vector(store: IndexedSurvey, rows: list[int]) -> np.ndarray:
     return np.mean([store.vector(r) for r in rows], axis=0)
 
 
-@router.post("/search/examples", response_model=ExamplesResponse, responses=EXAMPLES_ERRORS)
-def search_examples(body: ExamplesRequest, store: IndexDep, settings: SettingsDep) -> ExamplesResponse:
+@router.post("/search/examples", response_model=ExamplesResponse,
+             responses={**EXAMPLES_ERRORS, **list_responses("the objects most like the examples")})
+def search_examples(body: ExamplesRequest, store: IndexDep, settings: SettingsDep, fmt: FormatQuery = "json") -> Any:
     """"More like these, less like those": objects near
     `normalize(mean(positive) - 0.5 * mean(negative))` of the unit embeddings (Rocchio relevance
     feedback; negatives count half so that they steer the query without flipping it). The
@@ -311,7 +333,11 @@ def search_examples(body: ExamplesRequest, store: IndexDep, settings: SettingsDe
         raise ApiError(422, "invalid_parameter", "the positive and negative examples cancel out: nothing is left "
                                                  "to search for; drop some negatives")
     hits = store.search_vector(query / norm, k, filters, exclude=set(pos_rows) | set(neg_rows))
-    return ExamplesResponse(version=store.version, k=k,
-                            query=ExamplesQuery(positive=positive, negative=negative, negative_weight=NEGATIVE_WEIGHT),
-                            neighbours=neighbour_records(store, hits))
+    answer = ExamplesResponse(version=store.version, k=k,
+                              query=ExamplesQuery(positive=positive, negative=negative,
+                                                  negative_weight=NEGATIVE_WEIGHT),
+                              neighbours=neighbour_records(store, hits))
+    return respond(store, answer, fmt, "examples", "objects most like the positive examples, least like the negative",
+                   {"positive": ",".join(positive), "negative": ",".join(negative),
+                    "negative_weight": NEGATIVE_WEIGHT})
 

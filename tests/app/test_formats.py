@@ -65,30 +65,49 @@ def client(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Te
         yield c
 
 
-LISTS = [("/api/v1/objects/sim-0000042/similar", {"k": 9}, "neighbours"),
-         ("/api/v1/rankings/anomalies", {"limit": 25, "offset": 5}, "items"),
-         ("/api/v1/votes", {}, "items")]
+def _npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.random.default_rng(0).normal(0, 0.01, (3, 64, 64)).astype(np.float32))
+    return buf.getvalue()
 
 
-@pytest.mark.parametrize(("path", "params", "key"), LISTS, ids=[p for p, _, _ in LISTS])
-def test_every_list_answers_the_same_rows_in_csv_and_votable(client: TestClient, path: str, params: dict,
-                                                             key: str) -> None:
+# (method, path, request keyword arguments, key of the rows in the JSON answer)
+LISTS = [("GET", "/api/v1/objects/sim-0000042/similar", {"params": {"k": 9}}, "neighbours"),
+         ("GET", "/api/v1/rankings/anomalies", {"params": {"limit": 25, "offset": 5}}, "items"),
+         ("GET", "/api/v1/votes", {"params": {}}, "items"),
+         ("GET", "/api/v1/search/position", {"params": {"ra": "10:02:00", "dec": "2.5", "match_radius_arcsec": 3600,
+                                                        "k": 7}}, "neighbours"),
+         ("POST", "/api/v1/search/examples", {"params": {}, "json": {"positive": ["sim-0000042", "sim-0000107"],
+                                                                     "negative": ["sim-0000003"], "k": 6}},
+          "neighbours"),
+         ("POST", "/api/v1/search/cutout", {"params": {}, "files": {"file": ("c.npy", _npy())}, "data": {"k": "5"}},
+          "neighbours")]
+
+
+@pytest.mark.parametrize(("method", "path", "request_args", "key"), LISTS, ids=[p for _, p, _, _ in LISTS])
+def test_every_list_answers_the_same_rows_in_csv_and_votable(client: TestClient, method: str, path: str,
+                                                             request_args: dict, key: str) -> None:
     if "votes" in path:
         for oid, label in (("sim-0000001", "lens"), ("sim-0000002", "boring")):
             assert client.post("/api/v1/votes", json={"object_id": oid, "label": label}).status_code == 201
-    js = client.get(path, params=params)
-    assert js.status_code == 200 and js.headers["content-type"] == "application/json"
+
+    def send(fmt: str | None):  # type: ignore[no-untyped-def]
+        params = {**request_args["params"], **({"format": fmt} if fmt else {})}
+        return client.request(method, path, **{**request_args, "params": params})
+
+    js = send(None)
+    assert js.status_code == 200 and js.headers["content-type"] == "application/json", js.text
     rows = js.json()[key]
     assert rows
 
-    c = client.get(path, params={**params, "format": "csv"})
-    assert c.status_code == 200 and c.headers["content-type"].startswith("text/csv")
+    c = send("csv")
+    assert c.status_code == 200 and c.headers["content-type"].startswith("text/csv"), c.text
     csv_rows = list(csv.DictReader(io.StringIO(c.text)))
     assert [r["object_id"] for r in csv_rows] == [r["object_id"] for r in rows]
     assert set(rows[0]) <= set(csv_rows[0]), "csv has every json column"
 
-    v = client.get(path, params={**params, "format": "votable"})
-    assert v.status_code == 200 and v.headers["content-type"] == "application/x-votable+xml"
+    v = send("votable")
+    assert v.status_code == 200 and v.headers["content-type"] == "application/x-votable+xml", v.text
     table = parse_single_table(io.BytesIO(v.content)).to_table()
     assert list(table["object_id"]) == [r["object_id"] for r in rows]
     for name in ("ra", "dec", "distance", "score", "rank"):
@@ -99,17 +118,19 @@ def test_every_list_answers_the_same_rows_in_csv_and_votable(client: TestClient,
 
 @pytest.mark.parametrize("bad", ["xml", "JSON", "", "fits"])
 def test_unknown_format_is_a_422_naming_format(client: TestClient, bad: str) -> None:
-    for path, params, _ in LISTS:
-        r = client.get(path, params={**params, "format": bad})
+    for method, path, request_args, _ in LISTS:
+        r = client.request(method, path, **{**request_args, "params": {**request_args["params"], "format": bad}})
         assert r.status_code == 422, (path, bad)
         assert r.json()["error"] == "invalid_parameter" and "format" in r.json()["detail"]
 
 
 def test_openapi_documents_the_three_media_types(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/v1/objects/{object_id}/similar", "/api/v1/rankings/anomalies", "/api/v1/rankings/lenses",
-                 "/api/v1/votes"):
-        content = paths[path]["get"]["responses"]["200"]["content"]
+    for path, method in (("/api/v1/objects/{object_id}/similar", "get"), ("/api/v1/rankings/anomalies", "get"),
+                         ("/api/v1/rankings/lenses", "get"), ("/api/v1/votes", "get"),
+                         ("/api/v1/search/position", "get"), ("/api/v1/search/examples", "post"),
+                         ("/api/v1/search/cutout", "post")):
+        content = paths[path][method]["responses"]["200"]["content"]
         assert {"application/json", "text/csv", "application/x-votable+xml"} <= set(content), path
-        fmt = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "format")
+        fmt = next(p for p in paths[path][method]["parameters"] if p["name"] == "format")
         assert fmt["schema"]["enum"] == ["json", "csv", "votable"]
