@@ -15,6 +15,10 @@ representation several ways on the labelled objects:
 - ``proj``: the projection head's output.
 
 Epoch 0 is the randomly initialised network, the baseline every run is compared with in one run.
+Two baselines that need no network are measured once per run on the same objects: PCA-50 of the
+raw pixels at several centre crops, and four hand-made morphology parameters an astronomer would
+reach for first (two colours, axis ratio from second moments, concentration, size), standardised,
+with Euclidean neighbours. They say how much of the classes a kNN can get from the pixels at all.
 
     .venv/bin/python bench/ablate_real_ssl.py --survey runs/gz1/survey \\
         --labels ../shared/data/real/gz1_sdss_dev/labels.csv --epochs 20 --name B_strong \\
@@ -44,7 +48,7 @@ def main() -> None:
     ap.add_argument("--label-column", default="gz1_class_name")
     ap.add_argument("--merge", default="spiral_cw=spiral,spiral_acw=spiral", help="label=coarse,...")
     ap.add_argument("--classes", default="elliptical,edge_on,spiral,merger", help="the scored classes")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=20, help="0: the baselines and the random network only")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--aug", default="{}", help="AugmentSettings fields as JSON (redden is off)")
     ap.add_argument("--train", default="{}", help="TrainSettings fields as JSON")
@@ -83,7 +87,7 @@ def main() -> None:
     scored = np.isin(labels, classes)
 
     aug = AugmentSettings(**{"redden": False, **json.loads(a.aug)})
-    s = resolve_sizes(TrainSettings(epochs=a.epochs, augment=aug, **json.loads(a.train)), n)
+    s = resolve_sizes(TrainSettings(epochs=max(1, a.epochs), augment=aug, **json.loads(a.train)), n)
     units = survey.units
     pre = for_survey(PreprocessConfig(bands=survey.bands, pixel_scale_arcsec=survey.pixel_scale_arcsec,
                                       input_size_px=aug.crop_size_px, band_scale=(1.0,) * len(survey.bands),
@@ -102,14 +106,7 @@ def main() -> None:
     gen, shuffle = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
 
     def precision(emb: torch.Tensor) -> dict[str, float]:
-        e = F.normalize(emb, dim=1).numpy()[scored]
-        lab = labels[scored]
-        sim = e @ e.T
-        np.fill_diagonal(sim, -np.inf)
-        nn = np.argpartition(-sim, 10, axis=1)[:, :10]
-        hit = (lab[nn] == lab[:, None]).mean(1)
-        per = {k: round(float(hit[lab == k].mean()), 4) for k in classes if (lab == k).any()}
-        return {"macro": round(float(np.mean(list(per.values()))), 4), **per}
+        return precision_at_10(F.normalize(emb, dim=1).numpy()[scored], labels[scored], classes)
 
     @torch.inference_mode()
     def evaluate() -> dict[str, dict[str, float]]:
@@ -162,11 +159,13 @@ def main() -> None:
         write_json(path, result)
         log(f"epoch {epoch}: " + ", ".join(f"{k} {v['macro']:.3f}" for k, v in r.items()))
 
+    result["baselines"] = baselines(images.numpy()[scored], labels[scored], classes)
+    log("baselines: " + ", ".join(f"{k} {v['macro']:.3f}" for k, v in result["baselines"].items()))
     record(0, 0.0)
     steps = n // s.batch_size
     total, base = steps * s.epochs, s.lr_per_256 * s.batch_size / 256
     step, t0 = 0, time.perf_counter()
-    for epoch in range(1, s.epochs + 1):
+    for epoch in range(1, a.epochs + 1):
         order = torch.randperm(n, generator=shuffle)
         for b in range(steps):
             train_step(model, opt, views_of(order[b * s.batch_size:(b + 1) * s.batch_size]), shuffle,
@@ -174,6 +173,62 @@ def main() -> None:
             step += 1
         if epoch % a.eval_every == 0 or epoch == s.epochs:
             record(epoch, time.perf_counter() - t0)
+
+
+def morphology_features(x):
+    """(N, C, H, W) display or flux stamps -> (N, C + 3): colours, axis ratio, concentration, size.
+
+    Background = the median of the top 4 rows; moments and apertures on the summed bands within
+    the centre third of the stamp, so that neighbours near the edge do not enter.
+    """
+    import numpy as np
+
+    x = x - np.median(x[:, :, :4, :], axis=(2, 3), keepdims=True)
+    h = x.shape[-1]
+    yy, xx = np.mgrid[:h, :h] - (h - 1) / 2
+    r = np.hypot(yy, xx)
+    w = np.clip(x.sum(1), 0, None) * (r < h / 6)
+    tot = w.sum((1, 2)) + 1e-9
+    mx, my = (w * xx).sum((1, 2)) / tot, (w * yy).sum((1, 2)) / tot
+    dx, dy = xx[None] - mx[:, None, None], yy[None] - my[:, None, None]
+    qxx, qyy, qxy = ((w * a * b).sum((1, 2)) / tot for a, b in ((dx, dx), (dy, dy), (dx, dy)))
+    tr, det = qxx + qyy, qxx * qyy - qxy**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    axis = np.sqrt(np.maximum(tr / 2 - disc, 1e-9) / np.maximum(tr / 2 + disc, 1e-9))
+    flux = [(np.clip(x, 0, None) * (r < h * f)).sum((2, 3)) + 1e-6 for f in (1 / 32, 1 / 12, 1 / 6)]
+    colours = [np.log(flux[1][:, i] / flux[1][:, -1]) for i in range(x.shape[1] - 1)]
+    conc = np.log(flux[0].sum(1) / flux[2].sum(1))
+    return np.stack([*colours, axis, conc, np.log(tr + 1e-9)], 1)
+
+
+def precision_at_10(e, labels, classes, euclidean: bool = False) -> dict[str, float]:
+    """Per-class and macro fraction of the 10 nearest neighbours (itself excluded) sharing the class.
+    Cosine on rows already L2-normalised, or Euclidean."""
+    import numpy as np
+
+    sim = -(np.square(e).sum(1)[:, None] - 2 * e @ e.T + np.square(e).sum(1)[None]) if euclidean else e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    nn = np.argpartition(-sim, 10, axis=1)[:, :10]
+    hit = (labels[nn] == labels[:, None]).mean(1)
+    per = {k: round(float(hit[labels == k].mean()), 4) for k in classes if (labels == k).any()}
+    return {"macro": round(float(np.mean(list(per.values()))), 4), **per}
+
+
+def baselines(x, labels, classes) -> dict[str, dict[str, float]]:
+    """PCA-50 at centre crops (whole, 1/2, 3/8, 1/4; cosine) and morphology_features (standardised,
+    Euclidean), on the scored objects' stamps x (N, C, H, W)."""
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    h, out = x.shape[-1], {}
+    for crop in sorted({h, h // 2, 3 * h // 8, h // 4}, reverse=True):
+        t = (h - crop) // 2
+        z = PCA(50, random_state=0).fit_transform(x[:, :, t:t + crop, t:t + crop].reshape(len(x), -1))
+        out[f"pca50_crop{crop}"] = precision_at_10(z / np.linalg.norm(z, axis=1, keepdims=True), labels, classes)
+    f = morphology_features(x)
+    out["morphology_features"] = precision_at_10((f - f.mean(0)) / (f.std(0) + 1e-9), labels, classes,
+                                                 euclidean=True)
+    return out
 
 
 if __name__ == "__main__":
