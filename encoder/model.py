@@ -30,7 +30,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.backbone_name = backbone
         self.backbone = create_backbone(backbone, in_chans, small_input, **(backbone_kwargs or {}))
-        feat = int(self.backbone.num_features)
+        feat = int(self.backbone.num_features)  # type: ignore[arg-type]  # timm models set an int
         hidden = proj_hidden or feat
         self.embedding_dim = feat
         self.projector = nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim))

@@ -120,7 +120,8 @@ class NativeSurvey:
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._files: dict[int, h5py.File] = {}
         self._pid = os.getpid()
-        self._shard_units, self._units = units, None
+        self._shard_units: list[SurveyUnits | None] = units
+        self._units: SurveyUnits | None = None
 
     def __len__(self) -> int:
         return len(self.catalog)
@@ -134,7 +135,8 @@ class NativeSurvey:
                 rows = np.linspace(0, len(self) - 1, min(MAX_SAMPLE, len(self))).astype(np.int64)
                 self._units = measure(self.images(np.unique(rows)), self.bands, ("nanomaggies",) * len(self.bands))
             else:
-                self._units = combine(self._shard_units, np.diff(self._offsets).tolist())
+                known = [u for u in self._shard_units if u is not None]
+                self._units = combine(known, np.diff(self._offsets).tolist())
         return self._units
 
     def _file(self, shard: int) -> h5py.File:

@@ -29,7 +29,7 @@ def check_pixels(
     """
     finite = np.isfinite(pixels).reshape(pixels.shape[0], -1).any(axis=1)
     if not finite.all():
-        empty = [bands[i] if i < len(bands) else str(i) for i in np.nonzero(~finite)[0]]
+        empty = [bands[i] if i < len(bands) else str(i) for i in np.nonzero(~finite)[0].tolist()]
         what = "all bands" if not finite.any() else f"band(s) {','.join(empty)}"
         raise EmptyStamp(source, f"NaN-only stamp: {what} have no finite pixel", object_id)
     return pixels
