@@ -3,7 +3,10 @@
 A list endpoint builds its rows as plain dicts (one per object, JSON-ready: NaN already None) and
 calls `table_response` for csv/votable; json stays the endpoint's pydantic response model.
 
-- CSV (RFC 4180, `text/csv`): a header row, then one line per row; None is an empty field.
+- CSV (RFC 4180, `text/csv`): a header row, then one line per row; None is an empty field. A text
+  cell that a spreadsheet would run as a formula (it starts with =, +, -, @, a tab or a carriage
+  return and is not a number) gets a leading apostrophe (OWASP's CSV-injection advice): voters and
+  notes are free text from anyone who can vote, and the exports are opened in spreadsheets.
   Paging metadata travels in headers (`X-Total-Count`, `X-Skysift-Version`).
 - VOTable (`application/x-votable+xml`, VOTable 1.4 via astropy.io.votable): one RESOURCE with
   one TABLE; paging metadata and notes are INFO elements of the RESOURCE; object_id/ra/dec carry
@@ -76,12 +79,26 @@ def _cell(v: Any) -> Any:
 # ---------------------------------------------------------------- CSV
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(v: Any) -> Any:
+    """A text cell a spreadsheet would evaluate, made literal with a leading apostrophe."""
+    if not isinstance(v, str) or not v.startswith(FORMULA_START):
+        return v
+    try:
+        float(v)  # "-1.5", "+3e2": numbers stay numbers
+        return v
+    except ValueError:
+        return "'" + v
+
+
 def csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(columns)
+    w.writerow([_inert(c) for c in columns])
     for r in rows:
-        w.writerow(["" if (c := _cell(r.get(k))) is None else c for k in columns])
+        w.writerow(["" if (c := _cell(r.get(k))) is None else _inert(c) for k in columns])
     return buf.getvalue().encode("utf-8")
 
 

