@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from encoder.upload_limits import MAX_DECODED_PX, MAX_FITS_CARDS, MAX_FITS_HDUS, MAX_SIDE_PX
+
 from .schemas import MAX_CUTOUT_PX, MAX_K
 
 
@@ -23,13 +25,14 @@ class ServiceSettings(BaseSettings):
     # every other request body (JSON: examples, votes); 200 example IDs of 256 characters are ~60 kB
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_cutout_px: int = Field(MAX_CUTOUT_PX, ge=8, le=MAX_CUTOUT_PX)
-    max_upload_side_px: int = 4096  # larger uploads are refused from their header, before decoding
-    # C x H x W pixel values an upload may decode to (checked from its header, before decoding): a few kB
-    # of PNG can announce 4096^2 RGBA. 2**22 = one band of 2048^2 or three of 1182^2 (16 MB as float32)
-    max_upload_decoded_px: int = Field(2**22, ge=1)
-    # FITS structure of an upload, counted from its 2880-byte blocks before astropy parses a card
-    max_upload_fits_hdus: int = Field(16, ge=1)
-    max_upload_fits_cards: int = Field(5000, ge=36)  # header records over all HDUs (36 fill one block)
+    # What an upload may make the decoder allocate, read from its header before decoding (encoder.upload
+    # DecodeLimits, whose docstrings say why these defaults): pixels a side; C x H x W pixel values (a few kB
+    # of PNG can announce 4096^2 RGBA); FITS HDUs and header records over all HDUs, counted from the
+    # 2880-byte blocks before astropy parses a card.
+    max_upload_side_px: int = Field(MAX_SIDE_PX, ge=8)
+    max_upload_decoded_px: int = Field(MAX_DECODED_PX, ge=1)
+    max_upload_fits_hdus: int = Field(MAX_FITS_HDUS, ge=1)
+    max_upload_fits_cards: int = Field(MAX_FITS_CARDS, ge=36)  # 36 records fill one block
     # uploads decoded and embedded at once (each takes a few copies of its decoded pixels); more wait their turn
     max_concurrent_decodes: int = Field(2, ge=1)
     max_cone_records: int = Field(10_000, ge=1)  # the cone search's MAXREC ceiling (rows per answer)

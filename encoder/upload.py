@@ -33,9 +33,10 @@ version's own encoder is the service's (app/uploads.py).
 
 Every problem raises a named exception: UploadError subclasses here (app/uploads.py adds the
 request-body ones), or the survey's CorruptFile/EmptyStamp/CalibrationError (UnreadableCutout) and
-the encoder's IncompatibleInput; sizes (DecodeLimits: side and decoded pixel values) are checked
-from headers (PIL's size and mode before load(), FITS NAXISn before data, the NPY header) before any
-pixel array is allocated.
+the encoder's IncompatibleInput. Sizes (upload_limits.DecodeLimits: side, decoded pixel values, FITS
+HDUs and header cards) are checked from headers (PIL's size and mode before load(), FITS NAXISn
+before data, the 2880-byte blocks before astropy parses a card, the NPY header) before any pixel
+array is allocated.
 """
 
 from __future__ import annotations
@@ -67,16 +68,8 @@ from survey.units import DISPLAY_UNITS, SurveyUnits
 
 from .card import ModelCard
 from .errors import IncompatibleInput
+from .upload_limits import DecodeLimits
 
-MAX_SIDE_PX = 4096  # per image side, checked from headers before decoding
-# Pixel values decoded (C x H x W, every plane the decoder makes): 2**22 is a 2048^2 image in one band
-# or 1182^2 in three, 16 MB as float32. A 65 kB PNG can announce 4096^2 RGBA (67M values, ~1.4 GB
-# through decoding); checking the side alone let it through.
-MAX_DECODED_PX = 2**22
-# FITS structure, counted from the 2880-byte blocks before astropy parses a card (survey.readers.fits_scan):
-# astropy needs ~50 us a card, so 200k cards cost 10 s of CPU; a cutout has a few HDUs of a few hundred cards.
-MAX_FITS_HDUS = 16
-MAX_FITS_CARDS = 5000  # 80-byte header records over all HDUs, blank ones included
 MAX_COARSER = 16.0  # an upload may have pixels at most this many times larger than the model's
 # The service's PNG cutouts (app/routes/cutouts.py defaults), whose stretch PNG/JPEG uploads invert.
 DISPLAY_STRETCH, DISPLAY_Q = 0.5, 8.0
@@ -140,17 +133,6 @@ class UnsupportedArray(UploadError):
 
 
 # ---- decoding
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """What an upload may make the decoder allocate, checked from headers before any pixel is
-    decoded (the service builds this from its settings)."""
-
-    max_side_px: int = MAX_SIDE_PX
-    max_decoded_px: int = MAX_DECODED_PX  # C x H x W pixel values
-    max_fits_hdus: int = MAX_FITS_HDUS
-    max_fits_cards: int = MAX_FITS_CARDS
 
 
 @dataclass

@@ -22,7 +22,6 @@ from encoder.errors import WeightsError
 from encoder.upload import (
     BadField,
     ConflictingInput,
-    DecodeLimits,
     EmptyImage,
     EmptyUpload,
     FormatMismatch,
@@ -37,6 +36,7 @@ from encoder.upload import (
     parse_bands,
     to_model_grid,
 )
+from encoder.upload_limits import DecodeLimits
 from indexer.store import Filters, IndexedSurvey
 
 from .. import uploads
