@@ -31,6 +31,9 @@ class ModelCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)  # resolved TrainSettings + data summary
     produced_by: str = ""  # the exact command that made these weights
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # A fine-tuned model's head (training/finetune.py): task, classes or target, held-out metrics, the
+    # command. None for a self-supervised encoder; its weights then hold no head (encoder/head.py).
+    head: dict[str, Any] | None = None
     weights_sha256: str = ""
     created: str = ""
     code_version: str = ""

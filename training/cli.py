@@ -1,10 +1,13 @@
-"""`skysift train`: MoCo v2 pretraining of the encoder.
+"""`skysift train`: MoCo v2 pretraining of the encoder; `skysift finetune`: a head on a labelled column.
 
     skysift train --survey data/demo --out runs/demo --epochs 8
     skysift train --survey data/demo --out runs/demo --epochs 8 --resume     # continue after a crash
     torchrun --nproc_per_node=2 -m skysift.cli train --device cpu --survey data/demo --out runs/ddp  # gloo
     torchrun --nproc_per_node=4 -m skysift.cli train --survey data/bench --out runs/bench --backbone resnet50 \
         --backbone-kwargs '{}' --batch-size 256 --queue-size 65536 --momentum 0.996
+    skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column class --out runs/ft_class
+    skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column z --task regression \
+        --regression-metric sigma_mad --label-fraction 0.1 --out runs/ft_z
 """
 
 from __future__ import annotations
@@ -75,5 +78,46 @@ def train(
     console.print(f"encoder written to {enc}")
 
 
+def finetune(
+    survey: Annotated[Path, typer.Option(help="folder of native shards whose catalogue holds the labels")],
+    encoder: Annotated[Path, typer.Option(help="encoder directory to start from (and whose architecture "
+                                                "--from-scratch copies)")],
+    label_column: Annotated[str, typer.Option(help="catalogue column to learn, e.g. class or z")],
+    out: Annotated[Path, typer.Option(help="output folder: model.safetensors + model.json")],
+    task: Annotated[str | None, typer.Option(help="classification | regression")] = None,
+    from_scratch: Annotated[bool | None, typer.Option(
+        "--from-scratch/--from-encoder", help="random weights, the encoder's architecture")] = None,
+    regression_metric: Annotated[str | None, typer.Option(help="rmse | sigma_mad (a redshift column)")] = None,
+    head_hidden: Annotated[int | None, typer.Option(help="0: linear head; N: one hidden layer of N")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
+    freeze_epochs: Annotated[int | None, typer.Option(help="head-only epochs before the backbone trains")] = None,
+    lr: Annotated[float | None, typer.Option(help="head learning rate (AdamW)")] = None,
+    backbone_lr_scale: Annotated[float | None, typer.Option(help="backbone lr = lr x this")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    patience: Annotated[int | None, typer.Option(help="epochs without improvement before stopping")] = None,
+    label_fraction: Annotated[float | None, typer.Option(help="use this fraction of the training labels")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="held out for early stopping")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="held out for the card's metrics")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rotations and flips")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+) -> None:
+    """Fine-tune the encoder's backbone plus a small head on a labelled catalogue column."""
+    from .finetune_run import finetune as run  # here, not at the top: `skysift --help` need not load torch
+    from .finetune_settings import FinetuneSettings
+
+    given = {"task": task, "from_scratch": from_scratch, "regression_metric": regression_metric,
+             "head_hidden": head_hidden, "epochs": epochs, "max_steps": max_steps, "freeze_epochs": freeze_epochs,
+             "lr": lr, "backbone_lr_scale": backbone_lr_scale, "batch_size": batch_size, "patience": patience,
+             "label_fraction": label_fraction, "val_fraction": val_fraction, "test_fraction": test_fraction,
+             "augment": augment, "seed": seed, "device": device}
+    s = FinetuneSettings(survey=survey, encoder=encoder, label_column=label_column, out_dir=out,
+                         produced_by="skysift " + shlex.join(sys.argv[1:]),
+                         **{k: v for k, v in given.items() if v is not None})
+    run(s, log=console.print)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("finetune")(finetune)

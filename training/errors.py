@@ -9,3 +9,8 @@ class ResumeMismatch(ValueError):
 
 class RankDivergence(RuntimeError):
     """Processes of one DDP run hold different weights or queues: gradients or broadcasts went wrong."""
+
+
+class LabelError(ValueError):
+    """A catalogue column that cannot train a head as asked: missing, non-numeric for a regression,
+    or too few labelled objects per class."""
