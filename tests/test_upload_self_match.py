@@ -62,7 +62,8 @@ def client_for(artifacts: Path) -> TestClient:
 
 
 def first_hit(client: TestClient, name: str, data: bytes, **fields: str) -> tuple[str, float]:
-    r = client.post("/api/v1/search/cutout?k=5", files={"file": (name, data)}, data=fields)
+    # k is a form field of the upload; as a query parameter it was silently ignored (now a 422)
+    r = client.post("/api/v1/search/cutout", files={"file": (name, data)}, data={"k": "5", **fields})
     assert r.status_code == 200, r.text
     top = r.json()["neighbours"][0]
     return top["object_id"], top["distance"]
