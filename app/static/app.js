@@ -107,6 +107,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
   let current = null;  // {kind: "id"|"position", text, ...} or {kind: "file", file}
   let inflight = null;
   let requery = null;  // debounce timer of a re-query after k or a filter changed
+  let shownSearch = null;  // location.search of the search last run: a tab change does not re-run it
 
   function filterParams() {
     const p = new URLSearchParams({ k: el.k.value });
@@ -135,14 +136,19 @@ window.__skysift = { marks: {}, ready: false, map: null };
     current = q;
     inflight?.abort();
     const abort = inflight = new AbortController();
-    if (mode !== "none" && !["", "#search"].includes(location.hash)) location.hash = "search";
     const params = filterParams();
     const t0 = marks.searchStartMs = performance.now();
     setStatus(q.kind === "file" ? `Embedding ${q.file.name}…` : `Searching for ${q.text}…`);
     if (mode !== "none") {
+      // One history entry with the new search *and* the search tab. Setting location.hash first
+      // (as this did) navigated at once: Chrome fires popstate synchronously, and fromUrl re-ran
+      // the previous search from the old address over this one (issue #17).
       const state = { q: q.kind === "file" ? "" : q.text, ...Object.fromEntries(params) };
-      history[mode === "push" ? "pushState" : "replaceState"](null, "", query.urlFor(state));
+      const hash = ["", "#search"].includes(location.hash) ? location.hash : "#search";
+      history[mode === "push" ? "pushState" : "replaceState"](null, "", query.urlFor(state, hash));
+      showTab();  // pushState fires no hashchange
     }
+    shownSearch = location.search;
     let res;
     try {
       if (q.kind === "id") {
@@ -284,7 +290,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
     for (const [name, input] of Object.entries(filterInputs)) input.value = state[name];
     el.query.value = state.q;
     const q = query.parseQuery(state.q);
-    if (q) runSearch(q, "none");
+    if (q && location.search !== shownSearch) runSearch(q, "none");  // a tab link also fires popstate
   }
   window.addEventListener("popstate", fromUrl);
 

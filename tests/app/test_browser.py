@@ -250,19 +250,7 @@ def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey
     page.goto(f"/?q={query}&k=12#map")
     page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
     assert page.evaluate("() => window.__skysift.map.n") == len(store)
-    # the point farthest from any other on screen, so the click cannot hit a neighbour
-    row, x, y = page.evaluate("""() => {
-        const m = window.__skysift.map, r = m.canvas.getBoundingClientRect(), pts = [];
-        for (let i = 0; i < m.n; i++) pts.push(m.toClient(i));
-        let best = [-1, 0, 0], bestD = -1;
-        pts.forEach((p, i) => {
-          if (p.x < r.left + 20 || p.x > r.right - 20 || p.y < r.top + 20 || p.y > r.bottom - 20) return;
-          let d = Infinity;
-          pts.forEach((q, j) => { if (j !== i) d = Math.min(d, (p.x - q.x) ** 2 + (p.y - q.y) ** 2); });
-          if (d > bestD) { bestD = d; best = [i, p.x, p.y]; }
-        });
-        return best;
-    }""")
+    row, x, y = isolated_map_point(page)
     assert row >= 0
     page.mouse.click(x, y)
     panel = page.get_by_role("dialog")
@@ -328,3 +316,74 @@ def test_page_uses_only_its_own_origin(page: Page, store: IndexedSurvey, live_se
     expect(page.locator(CARDS)).to_have_count(12)
     foreign = [u for u in seen if not u.startswith(live_server)]
     assert not foreign, json.dumps(foreign)
+
+
+def isolated_map_point(page: Page) -> tuple[int, float, float]:
+    """(row, x, y) of the on-screen map point farthest from any other, so a click cannot hit a neighbour."""
+    return tuple(page.evaluate("""() => {
+        const m = window.__skysift.map, r = m.canvas.getBoundingClientRect(), pts = [];
+        for (let i = 0; i < m.n; i++) pts.push(m.toClient(i));
+        let best = [-1, 0, 0], bestD = -1;
+        pts.forEach((p, i) => {
+          if (p.x < r.left + 20 || p.x > r.right - 20 || p.y < r.top + 20 || p.y > r.bottom - 20) return;
+          let d = Infinity;
+          pts.forEach((q, j) => { if (j !== i) d = Math.min(d, (p.x - q.x) ** 2 + (p.y - q.y) ** 2); });
+          if (d > bestD) { bestD = d; best = [i, p.x, p.y]; }
+        });
+        return best;
+    }"""))
+
+
+def expect_results_of(page: Page, live_server: str, oid: str, k: int) -> None:
+    """The search tab shows oid's own neighbours (as the API gives them), the address names oid, and
+    nothing replaces them once every request has settled."""
+    expect(page.get_by_role("tab", name="Similar objects")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", oid)
+    want = [n["object_id"] for n in
+            page.request.get(f"{live_server}/api/v1/objects/{oid}/similar?k={k}").json()["neighbours"]]
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+    page.wait_for_timeout(300)  # a late re-run of an older search (the bug) would land here
+    assert card_ids(page) == want
+    assert f"q={oid}" in page.url and page.url.endswith("#search")
+
+
+@pytest.mark.parametrize("tab", ["anomalies", "lenses", "map"])
+def test_search_from_here_on_each_tab_after_an_earlier_search(page: Page, store: IndexedSurvey, live_server: str,
+                                                              tab: str) -> None:
+    """Issue #17: ranking (or map) -> "Search from here" (and Enter on a card) showed the previous
+    search's results under the new address."""
+    if tab == "lenses":  # the tiny survey has no known lenses, so its lens ranking is empty: rank by anomaly
+        page.route("**/api/v1/rankings/lenses?*", lambda route: route.fulfill(
+            response=route.fetch(url=route.request.url.replace("/rankings/lenses", "/rankings/anomalies"))))
+    earlier = str(store.catalog["object_id"][0])
+    page.goto(f"/?q={earlier}&k=6")
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", earlier)
+    page.get_by_role("tab", name={"anomalies": "Anomalies", "lenses": "Lens candidates", "map": "Map"}[tab]).click()
+    panel = page.get_by_role("dialog")
+    if tab == "map":
+        page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
+        row, x, y = isolated_map_point(page)
+        page.mouse.click(x, y)
+        picked = str(store.catalog["object_id"][row])
+    else:
+        grid = page.locator(f"#panel-{tab} .grid .card")
+        expect(grid).to_have_count(24)
+        ids = card_ids(page, f"#panel-{tab} .grid .card")
+        picked = next(i for i in ids if i != earlier)
+        grid.nth(ids.index(picked)).click()
+    expect(panel.locator("#detail-title")).to_have_text(picked)
+    panel.get_by_role("button", name="Search from here").click()
+    expect(panel).to_be_hidden()
+    expect_results_of(page, live_server, picked, 6)
+    if tab == "map":
+        return
+    # Enter on a focused card of the ranking, after that search
+    page.get_by_role("tab", name={"anomalies": "Anomalies", "lenses": "Lens candidates"}[tab]).click()
+    grid = page.locator(f"#panel-{tab} .grid .card")
+    ids = card_ids(page, f"#panel-{tab} .grid .card")
+    other = next(i for i in ids if i not in (earlier, picked))
+    grid.nth(ids.index(other)).focus()
+    page.keyboard.press("Enter")
+    expect_results_of(page, live_server, other, 6)
+    page.go_back()  # one history entry per search: back is the search before, on its tab
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", picked)

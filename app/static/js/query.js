@@ -39,11 +39,11 @@ export function readUrlState(search = location.search) {
   return state;
 }
 
-export function urlFor(state) {
+export function urlFor(state, hash = location.hash) {
   const p = new URLSearchParams();
   for (const key of ["q", "k", ...FILTERS]) if (state[key]) p.set(key, state[key]);
   const qs = p.toString();
-  return `${location.pathname}${qs ? "?" + qs : ""}${location.hash}`;
+  return `${location.pathname}${qs ? "?" + qs : ""}${hash}`;
 }
 
 /** "10:00:24.00 +02:12:00.0" from degrees, for people who read coordinates that way. */
