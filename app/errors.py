@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from encoder.errors import IncompatibleInput
-from indexer.errors import ArtifactMismatch, NoCurrentVersion
+from indexer.errors import ArtifactMismatch, CorruptVersion, NoCurrentVersion
 from survey.errors import CatalogError, UnknownObject, UnreadableCutout
 
 from .middleware import REQUEST_ID_HEADER, BodyTooLarge, request_id_of
@@ -68,6 +68,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ArtifactMismatch)
     async def _mismatch(_: Request, exc: ArtifactMismatch) -> JSONResponse:
         return error_response(409, "encoder_mismatch", str(exc))
+
+    @app.exception_handler(CorruptVersion)
+    async def _corrupt(_: Request, exc: CorruptVersion) -> JSONResponse:
+        return error_response(503, "corrupt_index", str(exc))
 
     @app.exception_handler(NoCurrentVersion)
     async def _no_version(_: Request, exc: NoCurrentVersion) -> JSONResponse:

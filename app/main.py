@@ -46,7 +46,7 @@ def limit_search_threads(n: int) -> None:
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    holder = IndexHolder(settings.artifacts, settings.survey_root)
+    holder = IndexHolder(settings.artifacts, settings.survey_root, settings.verify_hashes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     # uploads decoded and embedded at once (each takes a few copies of its decoded pixels); more wait their turn
     max_concurrent_decodes: int = Field(2, ge=1)
     max_cone_records: int = Field(10_000, ge=1)  # the cone search's MAXREC ceiling (rows per answer)
+    # serve a version only if its files match their sha256 in the manifest (one read of the files per load)
+    verify_hashes: bool = True
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -52,7 +52,7 @@ def reload(request: Request) -> ReloadResponse:
         changed = holder.reload()
     except (NoCurrentVersion, ArtifactMismatch):
         raise  # named by the error handlers: 503 no_index, 409 encoder_mismatch
-    except (OSError, ValueError) as exc:  # half-broken version dir: keep serving the old one
+    except (OSError, ValueError) as exc:  # half-broken or corrupt (CorruptVersion) version: keep the old one
         raise ApiError(409, "reload_failed", f"could not load the published version: {exc}; "
                        f"still serving {previous or 'nothing'}") from exc
     return ReloadResponse(version=holder.get().version, changed=changed, previous=previous)
