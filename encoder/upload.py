@@ -433,6 +433,7 @@ def _decode_display_image(data: bytes, fmt: Format, where: str, card: ModelCard,
     named = given_bands or (units.rgb if units.rgb and len(units.rgb) == planes.shape[0] else None)
     bands, order = _match_bands(named, planes.shape[0], card, where, notes)
     pixels = np.ascontiguousarray(planes[order], dtype=np.float32)
+    source: ScaleSource
     if given_scale is None and source_scale is not None:
         scale, source = source_scale, "assumed"
         notes.append(f"no pixel_scale_arcsec given; assumed {source_scale:g} arcsec/px, the scale of the images "
