@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from indexer.store import IndexedSurvey
 
-from .errors import ApiError
+from .errors import ApiError, Unauthorized
 from .holder import IndexHolder
 from .settings import ServiceSettings
 
@@ -69,6 +71,19 @@ async def reject_unknown_query(request: Request) -> None:
         takes = ", ".join(sorted(accepted)) or "no query parameters"
         raise ApiError(422, "invalid_parameter", f"unknown query parameter {name!r}{hint}; "
                                                  f"{request.method} {route.path} takes {takes}")
+
+
+bearer = HTTPBearer(auto_error=False, description="ServiceSettings.admin_token or write_token")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def check_bearer(expected: str, credentials: HTTPAuthorizationCredentials | None, what: str) -> None:
+    """401 unless the request carries 'Authorization: Bearer <expected>' (compared in constant time)."""
+    if credentials is None:
+        raise Unauthorized(f"missing 'Authorization: Bearer <{what}>' header")
+    if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8", "surrogateescape")):
+        raise Unauthorized(f"wrong {what}")
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]

@@ -27,8 +27,8 @@ log = logging.getLogger("skysift.errors")
 class ApiError(Exception):
     """Raised by routes for request problems that no domain exception names."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        self.status, self.code, self.detail = status, code, detail
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
         super().__init__(detail)
 
 
@@ -47,7 +47,9 @@ def _validation_detail(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail)
+        response = error_response(exc.status, exc.code, exc.detail)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(UnknownObject)
     async def _unknown(_: Request, exc: UnknownObject) -> JSONResponse:
@@ -115,7 +117,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         response = error_response(exc.status, exc.code, exc.detail)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="skysift admin"'  # RFC 6750 §3
+        response.headers["WWW-Authenticate"] = 'Bearer realm="skysift"'  # RFC 6750 §3
         return response
 
 

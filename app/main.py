@@ -19,6 +19,7 @@ from . import errors, uploads
 from .deps import reject_unknown_query
 from .holder import IndexHolder
 from .middleware import AccessLog, BodyLimit, HeadAsGet, LimitBodies
+from .ratelimit import RateLimiter
 from .routes import admin, conesearch, cutouts, health, map, objects, rankings, search, votes
 from .settings import ServiceSettings
 
@@ -66,6 +67,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.holder = holder
     app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)  # uploads decoding at once
+    app.state.vote_limiter = RateLimiter(settings.votes_per_minute)  # votes cast or deleted per client a minute
     errors.install(app)
     for r in (
         objects.router,

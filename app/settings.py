@@ -38,6 +38,10 @@ class ServiceSettings(BaseSettings):
     max_cone_records: int = Field(10_000, ge=1)  # the cone search's MAXREC ceiling (rows per answer)
     # serve a version only if its files match their sha256 in the manifest (one read of the files per load)
     verify_hashes: bool = True
+    # Votes: with a write token, casting and deleting need 'Authorization: Bearer <token>' (reading stays open);
+    # each client address may cast or delete at most this many votes a minute (429 with Retry-After beyond)
+    write_token: str | None = None
+    votes_per_minute: int = Field(60, ge=1)
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -81,6 +81,18 @@ class VotesStore:
                 vote_id = int(cur.lastrowid or 0)
         return Vote(vote_id, object_id, label, voter, note, created, version, weights_sha256)
 
+    def delete(self, vote_id: int, voter: str) -> str:
+        """Delete vote `vote_id` if `voter` cast it: 'deleted', 'missing' or 'other_voter' (then kept)."""
+        with closing(self._connect()) as conn:
+            with conn:
+                row = conn.execute("SELECT voter FROM votes WHERE id = ?", (vote_id,)).fetchone()
+                if row is None:
+                    return "missing"
+                if row[0] != voter:
+                    return "other_voter"
+                conn.execute("DELETE FROM votes WHERE id = ?", (vote_id,))
+        return "deleted"
+
     def list(self, *, object_id: str | None = None, label: str | None = None, voter: str | None = None,
              limit: int = 50, offset: int = 0) -> tuple[int, list[Vote]]:
         """(number matching, one page of them oldest first) for the given filters (None = any)."""

@@ -9,15 +9,11 @@ one in one assignment; requests in flight finish on the version they started wit
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from indexer.errors import ArtifactMismatch, NoCurrentVersion
 
-from ..deps import SettingsDep
+from ..deps import Credentials, SettingsDep, check_bearer
 from ..errors import ApiError, Unauthorized
 from ..holder import IndexHolder
 from ..schemas import ErrorBody
@@ -25,19 +21,11 @@ from ..schemas_ops import ReloadResponse
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
-bearer = HTTPBearer(auto_error=False, description="ServiceSettings.admin_token (SKYSIFT_ADMIN_TOKEN)")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
 def require_admin(settings: SettingsDep, credentials: Credentials) -> None:
     if not settings.admin_token:
         raise Unauthorized("admin reload is disabled: the service was started without an admin token "
                            "(set SKYSIFT_ADMIN_TOKEN)")
-    if credentials is None:
-        raise Unauthorized("missing 'Authorization: Bearer <admin token>' header")
-    if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogateescape"),
-                               settings.admin_token.encode("utf-8", "surrogateescape")):
-        raise Unauthorized("wrong admin token")
+    check_bearer(settings.admin_token, credentials, "admin token")
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, dependencies=[Depends(require_admin)], responses={

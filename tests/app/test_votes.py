@@ -210,3 +210,51 @@ def test_an_acknowledged_vote_survives_sigkill(tiny_artifacts: Path, votes_db: P
         assert conn.execute("SELECT COUNT(*) FROM votes WHERE voter = 'kill'").fetchone()[0] == 3
     total, votes = VotesStore(votes_db).list(voter="kill")
     assert total == 3 and [v.as_dict() for v in votes] == acked
+
+
+def test_a_voter_can_withdraw_their_own_vote_only(client: TestClient) -> None:
+    v = client.post("/api/v1/votes", json={"object_id": "sim-0000004", "label": "lens", "voter": "ana"}).json()
+    r = client.delete(f"/api/v1/votes/{v['id']}", params={"voter": "bo"})
+    assert r.status_code == 403 and r.json()["error"] == "not_your_vote"
+    assert client.get("/api/v1/votes", params={"object_id": "sim-0000004"}).json()["total"] == 1
+    assert client.delete(f"/api/v1/votes/{v['id']}", params={"voter": "ana"}).status_code == 204
+    assert client.get("/api/v1/votes", params={"object_id": "sim-0000004"}).json()["total"] == 0
+    r = client.delete(f"/api/v1/votes/{v['id']}", params={"voter": "ana"})
+    assert r.status_code == 404 and r.json()["error"] == "unknown_vote"
+    assert client.delete(f"/api/v1/votes/{v['id']}").status_code == 422  # voter is required
+
+
+def test_with_a_write_token_only_its_holders_vote(tiny_artifacts: Path, votes_db: Path) -> None:
+    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=votes_db, watch_interval_s=0, write_token="w-123")
+    body = {"object_id": "sim-0000005", "label": "lens", "voter": "ana"}
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/api/v1/votes", json=body)
+        assert r.status_code == 401 and "write token" in r.json()["detail"]
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert c.post("/api/v1/votes", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+        r = c.post("/api/v1/votes", json=body, headers={"Authorization": "Bearer w-123"})
+        assert r.status_code == 201, r.text
+        assert c.delete(f"/api/v1/votes/{r.json()['id']}", params={"voter": "ana"}).status_code == 401
+        assert c.get("/api/v1/votes").json()["total"] == 1  # reading stays open
+
+
+def test_votes_beyond_the_rate_limit_are_429_with_retry_after(tiny_artifacts: Path, votes_db: Path) -> None:
+    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=votes_db, watch_interval_s=0, votes_per_minute=3)
+    body = {"object_id": "sim-0000006", "label": "boring"}
+    with TestClient(create_app(settings)) as c:
+        assert [c.post("/api/v1/votes", json=body).status_code for _ in range(3)] == [201] * 3
+        r = c.post("/api/v1/votes", json=body)
+        assert r.status_code == 429 and r.json()["error"] == "too_many_votes"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert c.get("/api/v1/votes").json()["total"] == 3  # the refused vote was not stored
+
+
+def test_rate_limiter_window_and_bounded_client_table() -> None:
+    from app.ratelimit import RateLimiter
+
+    lim = RateLimiter(2, window_s=10.0, max_clients=3)
+    assert [lim.retry_after("a", now=t) for t in (0.0, 1.0, 2.0)] == [0, 0, 8]
+    assert lim.retry_after("a", now=10.5) == 0  # the vote at t=0 left the window
+    for i in range(10):
+        lim.retry_after(f"c{i}", now=11.0)
+    assert len(lim._seen) == 3 and "a" not in lim._seen
