@@ -137,6 +137,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
     inflight?.abort();
     const abort = inflight = new AbortController();
     const params = filterParams();
+    const asked = new URLSearchParams(params);  // k and filters as sent (params gains ra/dec below)
     const t0 = marks.searchStartMs = performance.now();
     setStatus(q.kind === "file" ? `Embedding ${q.file.name}…` : `Searching for ${q.text}…`);
     if (mode !== "none") {
@@ -175,10 +176,10 @@ window.__skysift = { marks: {}, ready: false, map: null };
     }
     if (abort !== inflight) return;
     clearError();
-    render(res, q, t0);
+    render(res, q, t0, asked);
   }
 
-  function render(res, q, t0) {
+  function render(res, q, t0, params) {
     const qid = res.query && res.query.object_id;
     const list = res.neighbours.map((n) => cards.makeCard(n, { role: n.object_id === qid ? "query" : "neighbour" }));
     cards.fillGrid(el.results, list);
@@ -191,30 +192,60 @@ window.__skysift = { marks: {}, ready: false, map: null };
     s.replaceChildren();
     const line = document.createElement("p");
     const n = res.neighbours.length;
+    // With filters on, say which, and whether the query object itself is among the results.
+    const filters = filterText(params);
+    const kept = filters ? ` with ${filters}` : "";
+    const missing = filters && qid && n && !res.neighbours.some((x) => x.object_id === qid)
+      ? ` (${qid} itself does not pass the filters)` : "";
+    const few = filters && n && n < Number(params.get("k")) ? ` Only ${n} objects pass the filters.` : "";
     if (q.kind === "file") {
       const u = res.query;
-      line.textContent = `${n} objects most similar to the uploaded ${u.format.toUpperCase()} “${u.filename || "cutout"}” ` +
-        `(${u.shape.join("×")}, ${u.pixel_scale_arcsec.toPrecision(3)}″/px from ${u.pixel_scale_source}). ` +
-        "Uploads are not part of the address: share an object ID or a position instead.";
+      line.textContent = `${n} objects${kept} most similar to the uploaded ${u.format.toUpperCase()} ` +
+        `“${u.filename || "cutout"}” (${u.shape.join("×")}, ${u.pixel_scale_arcsec.toPrecision(3)}″/px from ` +
+        `${u.pixel_scale_source}).${few} Uploads are not part of the address: share an object ID or a position instead.`;
+      s.append(line);
       if (u.notes && u.notes.length) {
         const notes = document.createElement("ul");
         notes.className = "notes muted";
         notes.replaceChildren(...u.notes.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
-        s.append(line, notes);
-      } else s.append(line);
+        s.append(notes);
+      }
     } else {
       const m = res.matched;
-      line.textContent = m
+      line.textContent = (m
         ? `Nearest object to RA ${m.ra.toFixed(5)}°, Dec ${m.dec.toFixed(5)}°: ${m.object_id}, ` +
-          `${m.separation_arcsec.toFixed(2)}″ away. ${n} most similar objects:`
-        : `${n} objects most similar to ${qid}:`;
+          `${m.separation_arcsec.toFixed(2)}″ away. ${n} most similar objects${kept}${missing}:`
+        : `${n} objects${kept} most similar to ${qid}${missing}:`) + few;
       s.append(line);
     }
-    if (!n) showError(new ApiError(200, "empty", "no object passes these filters; widen the redshift or magnitude range"));
+    if (!n) s.append(emptyNote(filters));
     setStatus(`${n} result${n === 1 ? "" : "s"} · version ${res.version}`);
 
     lastHighlight = { version: res.version, queryRow: res.query && res.query.row, rows: res.neighbours.map((x) => x.row) };
     map?.setHighlight(lastHighlight.version, lastHighlight.queryRow, lastHighlight.rows);
+  }
+
+  /** "0.1 ≤ z ≤ 0.3 and mag ≤ 20" for the filters in params, "" when none is set. */
+  function filterText(params) {
+    const [lo, hi, mag] = query.FILTERS.map((f) => params.get(f));
+    const parts = [];
+    if (lo && hi) parts.push(`${lo} ≤ z ≤ ${hi}`);
+    else if (lo) parts.push(`z ≥ ${lo}`);
+    else if (hi) parts.push(`z ≤ ${hi}`);
+    if (mag) parts.push(`mag ≤ ${mag}`);
+    return parts.join(" and ");
+  }
+
+  /** What an empty result means and how to widen it (the service searched every object that passes). */
+  function emptyNote(filters) {
+    const note = document.createElement("p");
+    note.className = "empty";
+    if (!filters) { note.textContent = "No results."; return note; }
+    const clear = Object.assign(document.createElement("button"), { type: "button", textContent: "Clear the filters" });
+    clear.addEventListener("click", () => $("#clear-filters").click());
+    note.append(`No object in the survey has ${filters}. Widen the redshift range or raise the magnitude ` +
+      "limit under Filters, or ", clear, ".");
+    return note;
   }
 
   function trackImages(list, t0) {

@@ -148,6 +148,31 @@ def test_filters_requery_and_go_into_the_address(page: Page, store: IndexedSurve
     assert all(z[store.row_of(i)] <= z_max + 1e-9 for i in ids)
 
 
+def test_filtered_summary_states_the_filters_and_an_empty_result_says_how_to_widen_it(
+        page: Page, store: IndexedSurvey) -> None:
+    """Issue #17: with filters on, the summary said "12 objects most similar to X" though X was not
+    among them, and an empty filtered result showed no message."""
+    z = np.asarray(store.catalog["z"], float)
+    row = int(np.argmax(z))  # the highest redshift: it cannot pass z <= median
+    oid = str(store.catalog["object_id"][row])
+    z_max = float(np.round(np.median(z), 2))
+    page.goto(f"/?q={oid}&k=6&z_max={z_max}")
+    expect(page.locator(CARDS)).to_have_count(6)
+    assert oid not in card_ids(page)
+    expect(page.locator("#summary")).to_have_text(
+        f"6 objects with z ≤ {z_max:g} most similar to {oid} ({oid} itself does not pass the filters):")
+
+    page.get_by_label("mag ≤", exact=True).fill("-5")  # brighter than any object of the survey
+    expect(page.locator("#summary .empty")).to_contain_text(f"No object in the survey has z ≤ {z_max:g} and mag ≤ -5.")
+    expect(page.locator("#summary .empty")).to_contain_text("Widen the redshift range")
+    expect(page.locator(CARDS)).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text(re.compile(r"^0 results"))
+    page.locator("#summary .empty").get_by_role("button", name="Clear the filters").click()
+    expect(page.locator(CARDS)).to_have_count(6)
+    expect(page.locator("#summary")).to_have_text(f"6 objects most similar to {oid}:")
+    assert "z_max" not in page.url
+
+
 def test_search_by_sexagesimal_position_finds_the_object(page: Page, store: IndexedSurvey) -> None:
     from astropy.coordinates import SkyCoord
 
