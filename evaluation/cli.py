@@ -4,6 +4,8 @@
         --figures-dir docs/img/science --docs docs/science.md --what-tried docs/science_tried.md --threads 2
     skysift evaluate --version artifacts/versions/<version> --tasks lenses,anomalies --no-figures
     skysift evaluate --artifacts artifacts --cnn-max-steps 3 --cnn-min-steps 0 --copy-queries 50   # a quick look
+    skysift evaluate --artifacts artifacts --tasks finetune --finetune-fractions 0.01,0.1,0.25,0.5,1 \\
+        --finetune-epochs 20 --out runs/evaluate/finetune       # probe vs fine-tuned vs from scratch
 
 Options left out take EvaluateSettings' defaults (or SKYSIFT_EVAL_* environment variables); lists
 are comma-separated. The report is OUT/report.json (layout: evaluation/evaluate.py).
@@ -66,7 +68,7 @@ def evaluate(
     docs: Annotated[Path | None, typer.Option(help="also render this page, e.g. docs/science.md")] = None,
     what_tried: Annotated[Path | None, typer.Option(help="markdown for the page's 'what was tried'")] = None,
     tasks: Annotated[
-        str | None, typer.Option(help="comma list of morphology,photoz,lenses,anomalies,retrieval")
+        str | None, typer.Option(help="comma list of morphology,photoz,lenses,anomalies,retrieval,finetune")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="split, subsets, seeds, augmentations")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (CNN, copy embedding)")] = None,
@@ -81,6 +83,12 @@ def evaluate(
     cnn_max_steps: Annotated[int | None, typer.Option()] = None,
     cnn_batch_size: Annotated[int | None, typer.Option()] = None,
     cnn_backbone_kwargs: Annotated[str | None, typer.Option(help="JSON; default: the encoder card's")] = None,
+    finetune_fractions: Annotated[str | None, typer.Option(
+        help="label fractions of the probe / fine-tuned / from-scratch comparison, e.g. 0.01,0.1,0.25,0.5,1")] = None,
+    finetune_epochs: Annotated[int | None, typer.Option(help="at most this many epochs per fine-tuned model")] = None,
+    finetune_min_steps: Annotated[int | None, typer.Option()] = None,
+    finetune_max_steps: Annotated[int | None, typer.Option()] = None,
+    finetune_freeze_epochs: Annotated[int | None, typer.Option(help="head-only epochs first")] = None,
     photoz_k: Annotated[str | None, typer.Option(help="kNN k values to choose from")] = None,
     lens_seeds: Annotated[int | None, typer.Option(help="labelled lenses")] = None,
     lens_negatives: Annotated[int | None, typer.Option()] = None,
@@ -89,7 +97,8 @@ def evaluate(
     copy_queries: Annotated[int | None, typer.Option()] = None,
     gallery_queries: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Measure the representation on ground truth: probe vs CNN, photo-z, lenses, anomalies, retrieval."""
+    """Measure the representation on ground truth: probe vs CNN, photo-z, lenses, anomalies, retrieval,
+    and frozen probe vs fine-tuned vs from scratch at label fractions."""
     from .evaluate import evaluate as run
     from .settings import EvaluateSettings
 
@@ -115,6 +124,11 @@ def evaluate(
         "cnn_max_steps": cnn_max_steps,
         "cnn_batch_size": cnn_batch_size,
         "cnn_backbone_kwargs": json.loads(cnn_backbone_kwargs) if cnn_backbone_kwargs else None,
+        "finetune_fractions": _floats(finetune_fractions),
+        "finetune_epochs": finetune_epochs,
+        "finetune_min_steps": finetune_min_steps,
+        "finetune_max_steps": finetune_max_steps,
+        "finetune_freeze_epochs": finetune_freeze_epochs,
         "photoz_k": _ints(photoz_k),
         "lens_seeds": lens_seeds,
         "lens_negatives": lens_negatives,

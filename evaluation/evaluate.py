@@ -76,6 +76,7 @@ TRUTH = {
     "lenses": ("is_lens",),
     "anomalies": ("class", "artifact_kind"),
     "retrieval": ("class",),
+    "finetune": ("class",),  # and z for its photo-z part, where the catalog has it
 }
 
 
@@ -191,6 +192,8 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
             )
         elif task == "retrieval":
             tasks[task] = _retrieval(store, emb, classes, encoder, card, s, log)
+        elif task == "finetune":
+            tasks[task] = _finetune(store, emb, classes, split, encoder, card, s, log)
         timings[task] = round(time.perf_counter() - t0, 2)
 
     report: dict[str, Any] = {
@@ -215,6 +218,11 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     log(f"report: {path}")
+    if "finetune" in report["tasks"]:
+        from .finetune_table import table
+
+        (out / "finetune.md").write_text("\n".join(table(report["tasks"]["finetune"])))
+        log(f"fine-tuning table: {out / 'finetune.md'}")
     if s.docs is not None:
         from .science_doc import write_doc
 
@@ -256,6 +264,51 @@ def _retrieval(
     )
     log(f"  augmented copy: original in the top {s.copy_top_k} for {copy[f'found_in_top_{s.copy_top_k}']:.3f}")
     return {"precision": precision, "map": m, "augmented_copy": copy}
+
+
+def _finetune(
+    store: IndexedSurvey,
+    emb: np.ndarray,
+    classes: np.ndarray,
+    split: Any,
+    encoder: Any,
+    card: Any,
+    s: EvaluateSettings,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    from training.finetune import FitConfig
+
+    from .finetune_compare import run_finetune_compare
+
+    cfg = FitConfig(
+        task="classification",
+        head_hidden=s.finetune_head_hidden,
+        epochs=s.finetune_epochs,
+        min_steps=s.finetune_min_steps,
+        max_steps=s.finetune_max_steps,
+        freeze_epochs=s.finetune_freeze_epochs,
+        lr=s.cnn_lr,
+        batch_size=s.cnn_batch_size,
+        patience=s.finetune_patience,
+        seed=s.seed,
+        device=s.device,
+    )
+    return run_finetune_compare(
+        store,
+        emb,
+        classes,
+        store.catalog["z"] if "z" in store.catalog else None,
+        split,
+        card.for_survey(store.units),  # the survey's own preprocessing levels (encoder.preprocess.for_survey)
+        encoder.state_dict(),
+        fractions=s.finetune_fractions,
+        cfg=cfg,
+        Cs=s.probe_C,
+        morphology_exclude=s.morphology_exclude,
+        photoz_exclude=s.photoz_exclude,
+        seed=s.seed,
+        log=log,
+    )
 
 
 def _version_info(store: IndexedSurvey, card: Any) -> dict[str, Any]:

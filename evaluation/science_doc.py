@@ -191,6 +191,12 @@ def _retrieval(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _finetune(section: dict[str, Any]) -> list[str]:
+    from .finetune_table import table
+
+    return table(section)
+
+
 def render(report: dict[str, Any], docs_path: Path, what_tried: str | None = None) -> str:
     v, t = report["version"], report["tasks"]
     enc = v["encoder"]
@@ -236,6 +242,13 @@ def render(report: dict[str, Any], docs_path: Path, what_tried: str | None = Non
             "Lens search: precision-recall and precision@k of each ranker",
         ),
         ("anomalies", "Anomalies", _anomalies, "anomaly_roc", "ROC of the anomaly score"),
+        (
+            "finetune",
+            "Label efficiency: frozen probe vs fine-tuned SSL vs from scratch",
+            _finetune,
+            "",
+            "",
+        ),
         (
             "retrieval",
             "Retrieval",

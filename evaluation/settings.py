@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Task = Literal["morphology", "photoz", "lenses", "anomalies", "retrieval"]
-ALL_TASKS: tuple[Task, ...] = ("morphology", "photoz", "lenses", "anomalies", "retrieval")
+Task = Literal["morphology", "photoz", "lenses", "anomalies", "retrieval", "finetune"]
+ALL_TASKS: tuple[Task, ...] = ("morphology", "photoz", "lenses", "anomalies", "retrieval", "finetune")
 
 
 class EvaluateSettings(BaseSettings):
@@ -47,6 +47,16 @@ class EvaluateSettings(BaseSettings):
     cnn_lr: float = Field(3e-3, gt=0)
     cnn_backbone_kwargs: dict[str, Any] | None = None
 
+    # ---- finetune: frozen probe vs fine-tuned encoder vs the same architecture from scratch
+    # (evaluation.finetune_compare; both networks train with training.finetune.fit)
+    finetune_fractions: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 1.0)
+    finetune_epochs: int = Field(20, ge=1)  # at most; early stopping on the validation rows
+    finetune_min_steps: int = Field(300, ge=0)  # small label sets train for more epochs up to this many steps
+    finetune_max_steps: int | None = Field(None, ge=1)  # hard cap per model (keeps the tiny test fast)
+    finetune_freeze_epochs: int = Field(2, ge=0)  # head-only epochs first (LP-FT)
+    finetune_patience: int = Field(4, ge=1)
+    finetune_head_hidden: int = Field(0, ge=0)  # 0: linear head
+
     # ---- photo-z
     photoz_k: tuple[int, ...] = (5, 10, 20, 50)  # kNN k, chosen on validation by sigma_MAD
     photoz_exclude: tuple[str, ...] = ("star", "lens")
@@ -80,7 +90,7 @@ class EvaluateSettings(BaseSettings):
             raise ValueError("give exactly one of version (a version directory) or artifacts (its current)")
         if self.test_fraction + self.val_fraction >= 1:
             raise ValueError("test_fraction + val_fraction must be below 1")
-        for name in ("label_fractions", "cnn_fractions"):
+        for name in ("label_fractions", "cnn_fractions", "finetune_fractions"):
             if not all(0 < f <= 1 for f in getattr(self, name)) or not getattr(self, name):
                 raise ValueError(f"{name} must be non-empty fractions in (0, 1]")
         if 1.0 not in self.cnn_fractions:

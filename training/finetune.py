@@ -239,11 +239,13 @@ def fit(
     batch = min(cfg.batch_size, len(train))
     steps_per_epoch = max(1, len(train) // batch)  # drop the ragged last batch (BatchNorm)
     epochs = cfg.epochs_for(len(train))
+    # A random backbone has no features worth protecting: from scratch, everything trains from step 0.
+    freeze_epochs = cfg.freeze_epochs if init_backbone is not None else 0
     history: list[dict[str, Any]] = []
     step, stale = 0, 0
     for epoch in range(epochs):
-        frozen = epoch < cfg.freeze_epochs
-        if epoch == cfg.freeze_epochs:
+        frozen = epoch < freeze_epochs
+        if epoch == freeze_epochs:
             stale = 0  # patience counts from the first epoch that trains the backbone
         model.train()
         model.backbone.train(not frozen)
@@ -278,7 +280,7 @@ def fit(
                 best, best_epoch, best_state, stale = m[name], epoch, copy.deepcopy(model.state_dict()), 0
             else:
                 stale += 1
-            if frozen and epoch == cfg.freeze_epochs - 1:
+            if frozen and epoch == freeze_epochs - 1:
                 metrics["frozen"] = m
         else:
             best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())

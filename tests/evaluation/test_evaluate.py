@@ -16,7 +16,7 @@ from evaluation.lenses import pick_seeds
 from indexer.artifacts import current_dir
 from indexer.store import IndexedSurvey
 
-TASKS = ("morphology", "photoz", "lenses", "anomalies", "retrieval")
+TASKS = ("morphology", "photoz", "lenses", "anomalies", "retrieval", "finetune")
 TARGET_IDS = {
     "probe_ge_cnn_1pct",
     "probe_ge_cnn_10pct",
@@ -67,6 +67,14 @@ def evaluated(tiny_survey: Path, tiny_artifacts: Path, tmp_path_factory: pytest.
         "30",
         "--gallery-queries",
         "3",
+        "--finetune-fractions",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--finetune-max-steps",
+        "1",
+        "--finetune-min-steps",
+        "0",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
