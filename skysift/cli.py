@@ -1,4 +1,4 @@
-"""skysift: simulate | ingest | train | encode | index | publish | versions | serve | evaluate | demo.
+"""skysift: simulate | ingest | train | finetune | encode | index | publish | versions | serve | evaluate | demo.
 
     skysift --help
     skysift --version
