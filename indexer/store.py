@@ -16,6 +16,7 @@ filters, or all of them when fewer than k pass:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from survey.units import SurveyUnits
 from . import index_types
 from .artifacts import current_dir, read_manifest, validate
 from .errors import ArtifactMismatch
+from .footprint import sky_footprint
 
 EXACT_SUBSET_MAX = 200_000  # filtered subsets up to this size are searched exactly
 OVERFETCH_MARGIN = 2.0  # fetch this many times the expected number of hits needed
@@ -103,6 +105,11 @@ class IndexedSurvey:
             self._map = np.load(self.dir / m["map"]["file"], mmap_mode="r")
             if self._map.shape != (m["n_objects"], 2):
                 raise ArtifactMismatch(f"{self.dir}: map of shape {self._map.shape} for {m['n_objects']} objects")
+
+    @functools.cached_property
+    def footprint(self) -> dict[str, Any] | None:
+        """The sky box of the positioned objects (indexer.footprint), None when none has a position."""
+        return sky_footprint(self.catalog["ra"], self.catalog["dec"])
 
     @classmethod
     def open_current(cls, root: Path, survey_root: Path | None = None) -> IndexedSurvey:

@@ -29,9 +29,11 @@ def readyz(request: Request) -> Any:
 
 @router.get("/api/v1/version")
 def version(store: IndexDep) -> dict[str, Any]:
-    """Summary of the manifest of the version being served."""
+    """Summary of the manifest of the version being served, and the survey's sky footprint: the
+    RA-Dec box of its positioned objects (ra_min_deg > ra_max_deg when it runs through RA 0), or
+    null when no object has a position."""
     m = store.manifest
     return {"version": m["version"], "created": m["created"], "n_objects": m["n_objects"],
             "embedding_dim": m["embedding_dim"], "index": m["index"], "encoder": m["encoder"],
             "survey": {k: m["survey"][k] for k in ("name", "bands", "pixel_scale_arcsec")},
-            "code_version": m.get("code_version")}
+            "footprint": store.footprint, "code_version": m.get("code_version")}

@@ -10,10 +10,11 @@
 window.__skysift = { marks: {}, ready: false, map: null };
 
 (async function main() {
-  const [{ ApiError, errorMessage, getJSON, request }, query, cards, { Votes }, { Panel }, { Ranking }] =
+  const [{ ApiError, errorMessage, getJSON, request }, query, cards, { Votes }, { Panel }, { Ranking }, { Landing }] =
     await Promise.all([
       import("/static/js/api.js"), import("/static/js/query.js"), import("/static/js/cards.js"),
       import("/static/js/votes.js"), import("/static/js/panel.js"), import("/static/js/rankings.js"),
+      import("/static/js/landing.js"),
     ]);
   const $ = (sel) => document.querySelector(sel);
   const marks = window.__skysift.marks;
@@ -41,6 +42,11 @@ window.__skysift = { marks: {}, ready: false, map: null };
   });
   const open = (rec, card) => panel.open(rec, card);
   cards.installGrid(el.results, { onOpen: open, onSearch: (rec) => searchId(rec.object_id) });
+  const landing = new Landing($("#landing"), {
+    onOpen: open, onError: showError,
+    onSearch: (text) => { el.query.value = text; el.form.requestSubmit(); },
+  });
+  let surveyInfo = null;  // GET /api/v1/version, for the landing view
   const rankings = {
     anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", label: "most anomalous objects", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
@@ -134,6 +140,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
   async function runSearch(q, mode = "push") {
     clearTimeout(requery);  // this search already has the latest k and filters
     current = q;
+    landing.hide();
     inflight?.abort();
     const abort = inflight = new AbortController();
     const params = filterParams();
@@ -322,11 +329,23 @@ window.__skysift = { marks: {}, ready: false, map: null };
     el.query.value = state.q;
     const q = query.parseQuery(state.q);
     if (q && location.search !== shownSearch) runSearch(q, "none");  // a tab link also fires popstate
+    else if (!q && current?.kind !== "file") showLanding();  // an upload's address has no q either
+  }
+
+  /** Back to the start: no search, the survey's summary instead of results. */
+  function showLanding() {
+    inflight?.abort();
+    current = null;
+    shownSearch = location.search;
+    el.results.replaceChildren();
+    el.summary.replaceChildren();
+    setStatus("");
+    if (surveyInfo) landing.show(surveyInfo);
   }
   window.addEventListener("popstate", fromUrl);
 
   try {
-    const v = await getJSON("/api/v1/version");
+    const v = surveyInfo = await getJSON("/api/v1/version");
     $("#version").textContent = `${v.survey.name} · ${v.n_objects.toLocaleString()} objects · ${v.version}`;
   } catch (err) {
     showError(err);

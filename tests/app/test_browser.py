@@ -78,6 +78,43 @@ def test_chromium_is_installed(chromium_problem: str | None) -> None:
     assert chromium_problem is None, chromium_problem
 
 
+def test_landing_page_shows_the_survey_and_objects_before_any_search(page: Page, store: IndexedSurvey,
+                                                                    shots_dir: Path) -> None:
+    """Issue #17: the page was blank until the first search."""
+    searches: list[str] = []
+    page.on("request", lambda req: searches.append(req.url) if "/similar" in req.url or "/search/" in req.url else None)
+    page.goto("/")
+    wait_ready(page)
+    landing = page.locator("#landing")
+    expect(landing).to_be_visible()
+    expect(landing).to_contain_text(f"{len(store)} objects in the g, r, z bands at {store.pixel_scale_arcsec}″/px")
+    ra, dec = np.asarray(store.catalog["ra"]), np.asarray(store.catalog["dec"])
+    expect(landing.locator(".footprint")).to_contain_text(
+        f"Footprint: RA {ra.min():.2f}°–{ra.max():.2f}°, Dec +{dec.min():.2f}°–+{dec.max():.2f}°")
+    expect(landing.locator(".footprint")).to_contain_text(f"{len(store)} of {len(store)} objects have a sky position")
+    cards = landing.locator(".grid .card")
+    expect(cards).to_have_count(6)
+    all_images_loaded(page, "#landing .grid")
+    drawn = card_ids(page, "#landing .grid .card")
+    assert len(set(drawn)) == 6 and all(store.row_of(i) >= 0 for i in drawn)
+    assert not searches, "nothing is searched before the user asks"
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shot(page, "landing", shots_dir)
+
+    example = landing.locator(".example.id")
+    expect(example).to_have_text(drawn[0])
+    example.click()  # the example ID runs its search
+    expect(page.locator(CARDS).first).to_have_attribute("data-object-id", drawn[0])
+    expect(landing).to_be_hidden()
+    page.go_back()  # back to the start: the landing view again, no stale results
+    expect(landing).to_be_visible()
+    expect(page.locator(CARDS)).to_have_count(0)
+    landing.get_by_role("button", name="Draw others").click()
+    page.wait_for_function("(ids) => [...document.querySelectorAll('#landing .card')].map(c => c.dataset.objectId)"
+                           ".join() !== ids.join()", arg=drawn)
+    expect(cards).to_have_count(6)
+
+
 def test_search_by_id_shows_k_loaded_cutouts_and_a_detail_panel(page: Page, store: IndexedSurvey,
                                                                  shots_dir: Path) -> None:
     oid = str(store.catalog["object_id"][3])

@@ -116,3 +116,13 @@ def test_cone_search_position_search_map_and_fits_skip_or_carry_unknown_position
     assert r.status_code == 200, r.text
     header = fits.open(io.BytesIO(r.content))[0].header
     assert "CRVAL1" not in header and header["OBJECT"] == oid and "position unknown" in str(header["COMMENT"])
+
+
+def test_version_footprint_places_only_positioned_objects(client: TestClient, store: IndexedSurvey) -> None:
+    fp = client.get("/api/v1/version").json()["footprint"]
+    placed = store.has_position
+    assert fp["n_positioned"] == len(store) - N_UNPLACED == int(placed.sum())
+    ra, dec = np.asarray(store.catalog["ra"])[placed], np.asarray(store.catalog["dec"])[placed]
+    assert (fp["ra_min_deg"], fp["ra_max_deg"]) == (ra.min(), ra.max())  # a patch away from RA 0
+    assert (fp["dec_min_deg"], fp["dec_max_deg"]) == (dec.min(), dec.max())
+    assert 0 < fp["box_area_deg2"] <= (ra.max() - ra.min()) * (dec.max() - dec.min())

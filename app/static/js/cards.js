@@ -12,7 +12,7 @@ export const recordOf = (el) => records.get(el);
 
 /**
  * One card. rec: an ObjectRecord with optional distance/rank (search) or score/rank (rankings).
- * opts.role: "query" | "neighbour" | "ranked"; opts.extra: a node appended (vote buttons).
+ * opts.role: "query" | "neighbour" | "ranked" | "example" (landing); opts.extra: a node appended (vote buttons).
  */
 export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   const el = document.createElement("li");
@@ -37,6 +37,7 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   head.className = "meta head";
   if (role === "query") head.textContent = "query";
   else if (role === "ranked") head.textContent = `#${rec.rank} · score ${fmt(rec.score)}`;
+  else if (role === "example") head.textContent = `anomaly rank #${rec.rank}`;
   else head.textContent = `#${rec.rank} · distance ${fmt(rec.distance, 4)}`;
 
   const meta = document.createElement("div");
