@@ -97,7 +97,7 @@ def list_votes(
 
 
 @router.delete("/votes/{vote_id}", status_code=204, dependencies=[Depends(may_write)], responses={
-    **WRITE_ERRORS, 403: {"model": ErrorBody, "description": "the vote was cast by another voter"},
+    **ERRORS, **WRITE_ERRORS, 403: {"model": ErrorBody, "description": "the vote was cast by another voter"},
     404: {"model": ErrorBody, "description": "no vote with this id"}})
 def delete_vote(
     votes: VotesDep,
