@@ -46,7 +46,7 @@ def compared(tiny_survey: Path, tiny_artifacts: Path, tmp_path_factory: pytest.T
         "--device",
         "cpu",
         "--threads",
-        "2",
+        "1",
     ]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output + repr(r.exception)

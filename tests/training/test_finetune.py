@@ -20,7 +20,8 @@ from training.finetune_run import finetune
 from training.finetune_settings import FinetuneSettings
 from training.labels import heldout_split, labelled_fraction, read_labels
 
-# Tiny but real: 12 epochs of 5 steps; the seeded runs are deterministic on the CPU.
+# Tiny but real: 12 epochs of 5 steps. One torch thread: deterministic (the sums' order depends on the
+# thread count) and fastest on a busy machine; seeds 0-3 all give a margin above 0.45 here.
 FAST = dict(epochs=12, batch_size=32, lr=0.01, backbone_lr_scale=0.3, device="cpu", seed=0)
 
 
@@ -28,15 +29,19 @@ FAST = dict(epochs=12, batch_size=32, lr=0.01, backbone_lr_scale=0.3, device="cp
 def runs(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The starting point (the head trained alone on the encoder's frozen features, every epoch) and
     the fine-tuned model (two head-only epochs, then everything), same data, seed and epochs."""
-    torch.set_num_threads(2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("finetune")
     common = dict(survey=tiny_survey, encoder=tiny_encoder, label_column="class", **FAST)
-    return {
-        "frozen": finetune(FinetuneSettings(out_dir=out / "frozen", freeze_epochs=FAST["epochs"], **common)),
-        "tuned": finetune(
-            FinetuneSettings(out_dir=out / "tuned", freeze_epochs=2, produced_by="skysift finetune x", **common)
-        ),
-    }
+    try:
+        return {
+            "frozen": finetune(FinetuneSettings(out_dir=out / "frozen", freeze_epochs=FAST["epochs"], **common)),
+            "tuned": finetune(
+                FinetuneSettings(out_dir=out / "tuned", freeze_epochs=2, produced_by="skysift finetune x", **common)
+            ),
+        }
+    finally:
+        torch.set_num_threads(before)
 
 
 def _card(d: Path) -> dict:
@@ -46,7 +51,7 @@ def _card(d: Path) -> dict:
 def test_finetuning_beats_the_frozen_head_on_the_held_out_test_split(runs: dict[str, Path]):
     frozen, tuned = (_card(runs[k])["head"]["metrics"]["test"] for k in ("frozen", "tuned"))
     assert frozen["n"] == tuned["n"] > 20  # the same held-out objects
-    assert tuned["macro_f1"] > frozen["macro_f1"] + 0.15, (frozen, tuned)
+    assert tuned["macro_f1"] > frozen["macro_f1"] + 0.3, (frozen, tuned)
     assert tuned["accuracy"] > frozen["accuracy"]
 
 
