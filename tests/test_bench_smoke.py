@@ -137,6 +137,12 @@ def check_ablation(res: dict[str, Any]) -> None:
         assert 0 <= e["plain"]["macro"] <= 1
 
 
+def check_upload_bombs(res: dict[str, Any]) -> None:
+    m = res["metrics"]
+    positive(res["idle_rss_mb"], res["vmhwm_mb"], *(r["requests"] for r in res["results"].values()))
+    assert m["bombs_refused_413"] and res["results"]["ordinary_fits_64px"]["statuses"] == [200]
+
+
 GZ1 = ROOT / "tests" / "data" / "gz1_sdss"
 TINY_CLASSES = "spiral,elliptical,lenticular,irregular,edge_on,merger,lens,star"
 
@@ -175,6 +181,10 @@ SMOKES = [
                            "--warmup", "700", "--latency-requests", "100", "--requests", "400",
                            "--search-queries", "200", "--workdir", str(tmp / "work"), "--out", str(tmp / "out.json")],
           check_service_load, timeout_s=180),
+    Smoke("bench_upload_bombs.py",
+          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--rounds", "1", "--concurrency", "4",
+                           "--out", str(tmp / "out.json")],
+          check_upload_bombs, defaults=("bench/results/upload_bombs.json",)),
     Smoke("bench_simulate.py",
           lambda tmp, fx: ["--n", "16", "--workers", "1", "--repeats", "1", "--shard-size", "8", "--per-class-n", "8",
                            "--out", str(tmp / "out.json")],
