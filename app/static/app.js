@@ -21,7 +21,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
   const el = {
     form: $("#search-form"), query: $("#query"), k: $("#k"), file: $("#file"), chip: $("#file-chip"),
     status: $("#status"), message: $("#message"), results: $("#results"), summary: $("#summary"),
-    pixelScale: $("#pixel_scale"), bands: $("#bands"), overlay: $("#drop-overlay"),
+    pixelScale: $("#pixel_scale"), bands: $("#bands"), overlay: $("#drop-overlay"), downloads: $("#downloads"),
   };
   const filterInputs = Object.fromEntries(query.FILTERS.map((f) => [f, document.getElementById(f)]));
 
@@ -158,25 +158,25 @@ window.__skysift = { marks: {}, ready: false, map: null };
     }
     shownSearch = location.search;
     let res;
+    let listUrl = null;  // the GET that answered, for its CSV/VOTable downloads (an upload has none)
     try {
       if (q.kind === "id") {
-        res = await getJSON(`/api/v1/objects/${encodeURIComponent(q.id)}/similar?${params}`, { signal: abort.signal });
+        listUrl = `/api/v1/objects/${encodeURIComponent(q.id)}/similar?${params}`;
+        res = await getJSON(listUrl, { signal: abort.signal });
       } else if (q.kind === "position") {
         params.set("ra", q.ra);
         params.set("dec", q.dec);
-        res = await getJSON(`/api/v1/search/position?${params}`, { signal: abort.signal });
+        listUrl = `/api/v1/search/position?${params}`;
+        res = await getJSON(listUrl, { signal: abort.signal });
       } else {
-        const form = new FormData();
-        form.append("file", q.file, q.file.name);
-        for (const [name, value] of params) form.append(name, value);
-        if (el.pixelScale.value.trim()) form.append("pixel_scale_arcsec", el.pixelScale.value.trim());
-        if (el.bands.value.trim()) form.append("bands", el.bands.value.trim());
-        res = await request("/api/v1/search/cutout", { method: "POST", body: form, signal: abort.signal });
+        res = await request("/api/v1/search/cutout", { method: "POST", body: uploadForm(q.file, params),
+          signal: abort.signal });
       }
     } catch (err) {
       if (err.name === "AbortError") return;
       el.results.replaceChildren();
       el.summary.replaceChildren();
+      el.downloads.hidden = true;
       setStatus("");
       showError(err, q.kind === "file" ? q.file.name : "");
       return;
@@ -184,6 +184,47 @@ window.__skysift = { marks: {}, ready: false, map: null };
     if (abort !== inflight) return;
     clearError();
     render(res, q, t0, asked);
+    showDownloads(res, q, listUrl, asked);
+  }
+
+  /** The multipart body of an upload search: the file, k and filters, the upload options. */
+  function uploadForm(file, params) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    for (const [name, value] of params) form.append(name, value);
+    if (el.pixelScale.value.trim()) form.append("pixel_scale_arcsec", el.pixelScale.value.trim());
+    if (el.bands.value.trim()) form.append("bands", el.bands.value.trim());
+    return form;
+  }
+
+  /** "Download these 12 results: CSV · VOTable": the same query with format=csv|votable. An upload
+   *  cannot be a link (it is a POST of a file in this browser), so its buttons POST it again. */
+  function showDownloads(res, q, listUrl, asked) {
+    const n = res.neighbours.length;
+    const box = el.downloads;
+    box.hidden = !n;
+    if (!n) return;
+    const links = Object.entries({ csv: "CSV", votable: "VOTable" }).map(([fmt, label]) => {
+      const a = Object.assign(document.createElement("a"), { textContent: label, className: fmt });
+      a.download = "";  // the service's Content-Disposition names the file
+      if (listUrl) a.href = `${listUrl}&format=${fmt}`;
+      else {
+        a.download = `similar-to-${q.file.name.replace(/[^\w.-]+/g, "_")}.${fmt === "csv" ? "csv" : "xml"}`;
+        a.href = "#";
+        a.addEventListener("click", async (e) => {
+          if (a.href.startsWith("blob:")) return;  // fetched already: let the click save it
+          e.preventDefault();
+          try {
+            const body = await request(`/api/v1/search/cutout?format=${fmt}`, { method: "POST",
+              body: uploadForm(q.file, asked), as: "arrayBuffer" });
+            a.href = URL.createObjectURL(new Blob([body], { type: fmt === "csv" ? "text/csv" : "application/x-votable+xml" }));
+            a.click();
+          } catch (err) { showError(err, q.file.name); }
+        });
+      }
+      return a;
+    });
+    box.replaceChildren(`Download these ${n} result${n === 1 ? "" : "s"}: `, links[0], " · ", links[1]);
   }
 
   function render(res, q, t0, params) {
@@ -294,6 +335,16 @@ window.__skysift = { marks: {}, ready: false, map: null };
     reQuery();
   });
 
+  // the cutouts' stretch, kept in this browser like the voter's name
+  const stretch = $("#stretch");
+  stretch.value = localStorage.getItem("skysift.stretch") || "";
+  if (stretch.selectedIndex < 0) stretch.value = "";
+  cards.setStretch(stretch.value);
+  stretch.addEventListener("change", () => {
+    localStorage.setItem("skysift.stretch", stretch.value);
+    cards.setStretch(stretch.value);
+  });
+
   // files dropped or pasted anywhere on the page
   const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
   document.addEventListener("dragover", (e) => { if (hasFiles(e)) { e.preventDefault(); el.overlay.hidden = false; } });
@@ -339,6 +390,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
     shownSearch = location.search;
     el.results.replaceChildren();
     el.summary.replaceChildren();
+    el.downloads.hidden = true;
     setStatus("");
     if (surveyInfo) landing.show(surveyInfo);
   }

@@ -210,6 +210,69 @@ def test_filtered_summary_states_the_filters_and_an_empty_result_says_how_to_wid
     assert "z_max" not in page.url
 
 
+def test_cards_link_outside_cutouts_take_a_stretch_and_result_lists_download(page: Page, store: IndexedSurvey,
+                                                                             live_server: str) -> None:
+    """Issue #17: cards linked nowhere outside; no stretch control; no download of a result list."""
+    oid = str(store.catalog["object_id"][4])
+
+    def drop_position(route) -> None:  # the second card as an object ingested without ra/dec
+        body = route.fetch().json()
+        body["neighbours"][1]["ra"] = body["neighbours"][1]["dec"] = None
+        route.fulfill(json=body)
+
+    page.route("**/similar?*", drop_position)
+    page.goto(f"/?q={oid}&k=6&z_max=0.6")
+    expect(page.locator(CARDS)).to_have_count(6)
+    ids = card_ids(page)
+    unplaced = ids[1]
+    for i, card in zip(ids, page.locator(CARDS).all(), strict=True):
+        links = card.locator(".links a")
+        if i == unplaced:
+            expect(links).to_have_count(0)
+            continue
+        row = store.row_of(i)
+        ra, dec = float(store.catalog["ra"][row]), float(store.catalog["dec"][row])
+        assert links.evaluate_all("els => els.map(a => a.textContent)") == ["Legacy Survey", "SIMBAD", "NED"]
+        hrefs = links.evaluate_all("els => els.map(a => a.href)")
+        assert hrefs[0].startswith(f"https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}")
+        assert hrefs[1] == ("https://simbad.cds.unistra.fr/simbad/sim-coo?"
+                            f"Coord={ra:.6f}+{dec:.6f}&CooFrame=ICRS&Radius=5&Radius.unit=arcsec")
+        assert f"lon={ra:.6f}d&lat={dec:.6f}d" in hrefs[2] and hrefs[2].startswith("https://ned.ipac.caltech.edu/")
+        assert links.evaluate_all("els => els.every(a => a.target === '_blank' && a.rel.includes('noopener'))")
+
+    # a stretch for every cutout on the page, kept in the browser
+    page.get_by_label("stretch").select_option("0.1")
+    page.wait_for_function("() => [...document.querySelectorAll('#results img')]"
+                           ".every(i => i.src.includes('stretch=0.1'))")
+    all_images_loaded(page, "#results")
+    soft = page.request.get(f"{live_server}/api/v1/cutouts/{oid}.png?size=128&stretch=0.1").body()
+    assert soft != page.request.get(f"{live_server}/api/v1/cutouts/{oid}.png?size=128").body()
+    page.locator(CARDS).nth(1).click()
+    expect(page.locator("#detail-img")).to_have_attribute("src", re.compile(r"stretch=0\.1"))
+    page.get_by_role("button", name="Close details").click()
+
+    # the result list as CSV and VOTable: the same query with format=
+    csv_link = page.locator("#downloads").get_by_role("link", name="CSV")
+    expect(page.locator("#downloads")).to_contain_text("Download these 6 results")
+    href = csv_link.get_attribute("href")
+    assert href == f"/api/v1/objects/{oid}/similar?k=6&z_max=0.6&format=csv"
+    with page.expect_download() as dl:
+        csv_link.click()
+    assert dl.value.suggested_filename == f"similar-{store.row_of(oid)}.csv"  # the service's name for it
+    rows = Path(dl.value.path()).read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ids
+    votable = page.locator("#downloads").get_by_role("link", name="VOTable").get_attribute("href")
+    answer = page.request.get(f"{live_server}{votable}")
+    assert answer.ok and answer.headers["content-type"].startswith("application/x-votable+xml")
+
+    page.get_by_role("tab", name="Anomalies").click()  # a ranking page downloads too
+    link = page.locator("#panel-anomalies .downloads").get_by_role("link", name="CSV")
+    expect(link).to_have_attribute("href", "/api/v1/rankings/anomalies?limit=24&offset=0&format=csv")
+    ranked = page.request.get(f"{live_server}{link.get_attribute('href')}").text().splitlines()
+    expect(page.locator("#panel-anomalies .grid .card")).to_have_count(24)
+    assert len(ranked) == 25 and ranked[1].split(",")[0] == card_ids(page, "#panel-anomalies .grid .card")[0]
+
+
 def test_search_by_sexagesimal_position_finds_the_object(page: Page, store: IndexedSurvey) -> None:
     from astropy.coordinates import SkyCoord
 
@@ -254,6 +317,11 @@ def test_uploaded_fits_finds_its_own_object(page: Page, store: IndexedSurvey, tm
     assert oid in card_ids(page)[:3], f"{oid} not among the first results {card_ids(page)[:3]}"
     expect(page.locator("#summary")).to_contain_text("my_galaxy.fits")
     assert "q=" not in page.url  # an upload cannot live in the address
+    with page.expect_download() as dl:  # its result list downloads by posting the file again
+        page.locator("#downloads").get_by_role("link", name="CSV").click()
+    assert dl.value.suggested_filename == "similar-to-my_galaxy.fits.csv"
+    rows = Path(dl.value.path()).read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == card_ids(page)
 
     # the same pixels as an NPY cube, dropped onto the page
     npy = io.BytesIO()

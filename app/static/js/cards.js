@@ -4,8 +4,39 @@
 // focus by one card or one row, Home/End jump to the ends, Enter searches from the focused card
 // and Space (or a click) opens its detail panel.
 
+import { outsideLinks } from "./query.js";
+
 export const fmt = (v, digits = 3) => (v == null || Number.isNaN(Number(v)) ? "—" : Number(v).toFixed(digits));
-export const cutoutUrl = (id, size = 128) => `/api/v1/cutouts/${encodeURIComponent(id)}.png?size=${size}`;
+
+// The cutouts' Lupton stretch (the PNG route's `stretch`, nanomaggies); "" is the service's default,
+// left out of the address so those images stay one cached URL.
+let stretch = "";
+export const cutoutUrl = (id, size = 128) =>
+  `/api/v1/cutouts/${encodeURIComponent(id)}.png?size=${size}${stretch ? `&stretch=${stretch}` : ""}`;
+
+/** Use this stretch for every cutout: those on the page (img[data-cutout-id]) reload with it. */
+export function setStretch(value) {
+  stretch = value;
+  for (const img of document.querySelectorAll("img[data-cutout-id]")) {
+    img.src = cutoutUrl(img.dataset.cutoutId, Number(img.dataset.size));
+  }
+}
+
+/** "Legacy Survey · SIMBAD · NED" links at rec's position (new tab), or null when it has none. */
+export function positionLinks(rec, { focusable = true } = {}) {
+  if (rec.ra == null || rec.dec == null) return null;  // ingested without a position
+  const box = document.createElement("div");
+  box.className = "links";
+  outsideLinks(rec.ra, rec.dec).forEach(([name, url], i) => {
+    const a = Object.assign(document.createElement("a"), { href: url, textContent: name, target: "_blank",
+      rel: "noopener noreferrer" });
+    a.setAttribute("aria-label", `${name} at the position of ${rec.object_id} (new tab)`);
+    if (!focusable) a.tabIndex = -1;  // the grid keeps one tab stop; the detail panel has the same links
+    if (i) box.append(" · ");
+    box.append(a);
+  });
+  return box;
+}
 
 const records = new WeakMap();  // card element -> its record
 export const recordOf = (el) => records.get(el);
@@ -27,6 +58,8 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   img.decoding = "async";
   img.width = img.height = 128;
   img.alt = `cutout of ${rec.object_id}`;
+  img.dataset.cutoutId = rec.object_id;
+  img.dataset.size = "128";
   img.src = cutoutUrl(rec.object_id, 128);
 
   const id = document.createElement("div");
@@ -52,6 +85,8 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   scores.textContent = `anomaly ${fmt(rec.anomaly_score)}` + (rec.lens_score != null ? ` · lens ${fmt(rec.lens_score)}` : "");
 
   el.append(img, id, head, meta, scores);
+  const links = positionLinks(rec, { focusable: false });
+  if (links) el.append(links);
   if (extra) el.append(extra);
   el.setAttribute("aria-label", `${rec.object_id}, ${head.textContent}, ${parts.join(", ")}`);
   return el;

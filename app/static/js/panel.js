@@ -1,10 +1,10 @@
 // The detail panel of one object: a larger cutout, the catalog record, votes, and links (search
-// from here, show on the map, FITS download, the Legacy Survey viewer at the object's position;
-// the viewer is a plain link: nothing is fetched from outside the service).
+// from here, show on the map, FITS download, the Legacy Survey viewer, SIMBAD and NED at the
+// object's position; those are plain links: nothing is fetched from outside the service).
 
 import { getJSON } from "./api.js";
 import { cutoutUrl, fmt } from "./cards.js";
-import { legacyViewerUrl, sexagesimal } from "./query.js";
+import { legacyViewerUrl, nedUrl, sexagesimal, simbadUrl } from "./query.js";
 
 const FIRST = ["object_id", "ra", "dec", "row", "z", "mag_r", "class", "anomaly_score", "lens_score"];
 const HIDDEN = new Set(["rank", "distance", "score", "x", "y"]);  // belong to a list, not to the object
@@ -52,13 +52,18 @@ export class Panel {
     this.el.querySelector("#detail-title").textContent = id;
     const img = this.el.querySelector("#detail-img");
     img.alt = `cutout of ${id}`;
-    if (img.dataset.for !== id) { img.src = cutoutUrl(id, 256); img.dataset.for = id; }
+    if (img.dataset.cutoutId !== id) { img.dataset.cutoutId = id; img.dataset.size = "256"; img.src = cutoutUrl(id, 256); }
     this.el.querySelector("#detail-fits").href = `/api/v1/cutouts/${encodeURIComponent(id)}.fits`;
     this.el.querySelector("#detail-fits").setAttribute("download", `${id.replace(/[^\w.-]+/g, "_")}.fits`);
     const viewer = this.el.querySelector("#detail-viewer");
     const placed = rec.ra != null && rec.dec != null;  // null: ingested without a position
     viewer.hidden = !placed;
     if (placed) viewer.href = legacyViewerUrl(rec.ra, rec.dec);
+    for (const [sel, url] of [["#detail-simbad", simbadUrl], ["#detail-ned", nedUrl]]) {
+      const a = this.el.querySelector(sel);
+      a.hidden = !placed;
+      if (placed) a.href = url(rec.ra, rec.dec);
+    }
     this.el.querySelector("#detail-position").textContent = placed
       ? `RA ${fmt(rec.ra, 5)}°, Dec ${fmt(rec.dec, 5)}° (${sexagesimal(rec.ra, rec.dec)})`
       : "position unknown";

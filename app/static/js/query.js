@@ -66,3 +66,21 @@ export function legacyViewerUrl(ra, dec) {
   const p = new URLSearchParams({ ra: Number(ra).toFixed(6), dec: Number(dec).toFixed(6), layer: "ls-dr10", zoom: "16" });
   return `https://www.legacysurvey.org/viewer?${p}`;
 }
+
+/** SIMBAD's objects within 5″ of the position. */
+export function simbadUrl(ra, dec) {
+  const p = new URLSearchParams({ Coord: `${Number(ra).toFixed(6)} ${Number(dec).toFixed(6)}`, CooFrame: "ICRS",
+    Radius: "5", "Radius.unit": "arcsec" });
+  return `https://simbad.cds.unistra.fr/simbad/sim-coo?${p}`;
+}
+
+/** NED's near-position search, 0.1′ (6″) around the position. */
+export function nedUrl(ra, dec) {
+  const p = new URLSearchParams({ search_type: "Near Position Search", in_csys: "Equatorial", in_equinox: "J2000.0",
+    lon: `${Number(ra).toFixed(6)}d`, lat: `${Number(dec).toFixed(6)}d`, radius: "0.1" });
+  return `https://ned.ipac.caltech.edu/cgi-bin/objsearch?${p}`;
+}
+
+/** [name, url] of the outside archives at a position: Legacy Survey viewer, SIMBAD, NED. */
+export const outsideLinks = (ra, dec) =>
+  [["Legacy Survey", legacyViewerUrl(ra, dec)], ["SIMBAD", simbadUrl(ra, dec)], ["NED", nedUrl(ra, dec)]];

@@ -23,6 +23,7 @@ export class Ranking {
           <button type="button" class="next">Next →</button>
         </nav>
       </div>
+      <p class="downloads muted">Download this page: <a class="csv">CSV</a> · <a class="votable">VOTable</a></p>
       <p class="note" hidden></p>
       <ul class="grid" aria-label="${label}"></ul>`;
     this.grid = section.querySelector(".grid");
@@ -38,8 +39,14 @@ export class Ranking {
     this.page = page;
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
+    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}`;
+    for (const fmt of ["csv", "votable"]) {  // the same page as a table; the service names the file
+      const a = this.section.querySelector(`.downloads .${fmt}`);
+      a.href = `${url}&format=${fmt}`;
+      a.download = "";
+    }
     try {
-      const body = await getJSON(`/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}`);
+      const body = await getJSON(url);
       if (page !== this.page) return;  // the user moved on while this page loaded
       this.total = body.total;
       const pages = Math.max(1, Math.ceil(body.total / this.pageSize));
