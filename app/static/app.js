@@ -10,12 +10,12 @@
 window.__skysift = { marks: {}, ready: false, map: null };
 
 (async function main() {
-  const [{ ApiError, errorMessage, getJSON, request }, query, cards, { Votes }, { Panel }, { Ranking }, { Landing }] =
-    await Promise.all([
-      import("/static/js/api.js"), import("/static/js/query.js"), import("/static/js/cards.js"),
-      import("/static/js/votes.js"), import("/static/js/panel.js"), import("/static/js/rankings.js"),
-      import("/static/js/landing.js"),
-    ]);
+  const [{ ApiError, errorMessage, getJSON, request }, query, cards, lists, { Votes }, { Panel }, { Ranking },
+    { Landing }] = await Promise.all([
+    import("/static/js/api.js"), import("/static/js/query.js"), import("/static/js/cards.js"),
+    import("/static/js/lists.js"), import("/static/js/votes.js"), import("/static/js/panel.js"),
+    import("/static/js/rankings.js"), import("/static/js/landing.js"),
+  ]);
   const $ = (sel) => document.querySelector(sel);
   const marks = window.__skysift.marks;
   const el = {
@@ -96,6 +96,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
       document.getElementById(`panel-${t}`).hidden = t !== tab;
     }
     if (rankings[tab]) rankings[tab].show(Number(page) || 1);
+    if (tab === "search") landing.drawIfShown();
     if (tab === "map") mapReady();
   }
   window.addEventListener("hashchange", showTab);
@@ -197,34 +198,17 @@ window.__skysift = { marks: {}, ready: false, map: null };
     return form;
   }
 
-  /** "Download these 12 results: CSV · VOTable": the same query with format=csv|votable. An upload
-   *  cannot be a link (it is a POST of a file in this browser), so its buttons POST it again. */
+  /** "Download these 12 results: CSV · VOTable" under the summary. */
   function showDownloads(res, q, listUrl, asked) {
     const n = res.neighbours.length;
-    const box = el.downloads;
-    box.hidden = !n;
+    el.downloads.hidden = !n;
     if (!n) return;
-    const links = Object.entries({ csv: "CSV", votable: "VOTable" }).map(([fmt, label]) => {
-      const a = Object.assign(document.createElement("a"), { textContent: label, className: fmt });
-      a.download = "";  // the service's Content-Disposition names the file
-      if (listUrl) a.href = `${listUrl}&format=${fmt}`;
-      else {
-        a.download = `similar-to-${q.file.name.replace(/[^\w.-]+/g, "_")}.${fmt === "csv" ? "csv" : "xml"}`;
-        a.href = "#";
-        a.addEventListener("click", async (e) => {
-          if (a.href.startsWith("blob:")) return;  // fetched already: let the click save it
-          e.preventDefault();
-          try {
-            const body = await request(`/api/v1/search/cutout?format=${fmt}`, { method: "POST",
-              body: uploadForm(q.file, asked), as: "arrayBuffer" });
-            a.href = URL.createObjectURL(new Blob([body], { type: fmt === "csv" ? "text/csv" : "application/x-votable+xml" }));
-            a.click();
-          } catch (err) { showError(err, q.file.name); }
-        });
-      }
-      return a;
+    const links = lists.downloadLinks(listUrl ? { url: listUrl } : {
+      stem: `similar-to-${q.file.name}`, onError: (err) => showError(err, q.file.name),
+      fetchTable: (fmt) => request(`/api/v1/search/cutout?format=${fmt}`,
+        { method: "POST", body: uploadForm(q.file, asked), as: "arrayBuffer" }),
     });
-    box.replaceChildren(`Download these ${n} result${n === 1 ? "" : "s"}: `, links[0], " · ", links[1]);
+    el.downloads.replaceChildren(`Download these ${n} result${n === 1 ? "" : "s"}: `, links[0], " · ", links[1]);
   }
 
   function render(res, q, t0, params) {
@@ -241,7 +225,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
     const line = document.createElement("p");
     const n = res.neighbours.length;
     // With filters on, say which, and whether the query object itself is among the results.
-    const filters = filterText(params);
+    const filters = lists.filterText(params);
     const kept = filters ? ` with ${filters}` : "";
     const missing = filters && qid && n && !res.neighbours.some((x) => x.object_id === qid)
       ? ` (${qid} itself does not pass the filters)` : "";
@@ -266,34 +250,11 @@ window.__skysift = { marks: {}, ready: false, map: null };
         : `${n} objects${kept} most similar to ${qid}${missing}:`) + few;
       s.append(line);
     }
-    if (!n) s.append(emptyNote(filters));
+    if (!n) s.append(lists.emptyNote(filters, () => $("#clear-filters").click()));
     setStatus(`${n} result${n === 1 ? "" : "s"} · version ${res.version}`);
 
     lastHighlight = { version: res.version, queryRow: res.query && res.query.row, rows: res.neighbours.map((x) => x.row) };
     map?.setHighlight(lastHighlight.version, lastHighlight.queryRow, lastHighlight.rows);
-  }
-
-  /** "0.1 ≤ z ≤ 0.3 and mag ≤ 20" for the filters in params, "" when none is set. */
-  function filterText(params) {
-    const [lo, hi, mag] = query.FILTERS.map((f) => params.get(f));
-    const parts = [];
-    if (lo && hi) parts.push(`${lo} ≤ z ≤ ${hi}`);
-    else if (lo) parts.push(`z ≥ ${lo}`);
-    else if (hi) parts.push(`z ≤ ${hi}`);
-    if (mag) parts.push(`mag ≤ ${mag}`);
-    return parts.join(" and ");
-  }
-
-  /** What an empty result means and how to widen it (the service searched every object that passes). */
-  function emptyNote(filters) {
-    const note = document.createElement("p");
-    note.className = "empty";
-    if (!filters) { note.textContent = "No results."; return note; }
-    const clear = Object.assign(document.createElement("button"), { type: "button", textContent: "Clear the filters" });
-    clear.addEventListener("click", () => $("#clear-filters").click());
-    note.append(`No object in the survey has ${filters}. Widen the redshift range or raise the magnitude ` +
-      "limit under Filters, or ", clear, ".");
-    return note;
   }
 
   function trackImages(list, t0) {

@@ -59,10 +59,15 @@ export class Landing {
         `${fp.n_positioned.toLocaleString()} of ${v.n_objects.toLocaleString()} objects have a sky position.`
       : "No object has a sky position (the survey was ingested without a catalogue): search by object ID or with a cutout.";
     this.section.hidden = false;
-    if (!this.grid.children.length) this.draw();
+    this.drawIfShown();
   }
 
   hide() { this.section.hidden = true; }
+
+  /** Draw the random objects once the view is on screen (not behind another tab, e.g. /#map). */
+  drawIfShown() {
+    if (this.version && !this.grid.children.length && !this.section.closest("[hidden]")) this.draw();
+  }
 
   async draw() {
     const seq = ++this.seq;

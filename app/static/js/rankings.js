@@ -3,6 +3,7 @@
 
 import { getJSON } from "./api.js";
 import { fillGrid, installGrid, makeCard } from "./cards.js";
+import { downloadLinks } from "./lists.js";
 
 export class Ranking {
   /** kind: "anomalies" | "lenses" (the route and the tab's hash). */
@@ -23,7 +24,7 @@ export class Ranking {
           <button type="button" class="next">Next →</button>
         </nav>
       </div>
-      <p class="downloads muted">Download this page: <a class="csv">CSV</a> · <a class="votable">VOTable</a></p>
+      <p class="downloads muted">Download this page: </p>
       <p class="note" hidden></p>
       <ul class="grid" aria-label="${label}"></ul>`;
     this.grid = section.querySelector(".grid");
@@ -40,11 +41,8 @@ export class Ranking {
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
     const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}`;
-    for (const fmt of ["csv", "votable"]) {  // the same page as a table; the service names the file
-      const a = this.section.querySelector(`.downloads .${fmt}`);
-      a.href = `${url}&format=${fmt}`;
-      a.download = "";
-    }
+    const [csv, votable] = downloadLinks({ url });  // the same page as a table
+    this.section.querySelector(".downloads").replaceChildren("Download this page: ", csv, " · ", votable);
     try {
       const body = await getJSON(url);
       if (page !== this.page) return;  // the user moved on while this page loaded
