@@ -1,4 +1,4 @@
-"""`skysift evaluate`: the five science tasks on one published version, as one JSON report.
+"""`skysift evaluate`: the science tasks on one published version, as one JSON report.
 
     skysift evaluate --artifacts artifacts --survey data/bench --out runs/evaluate/bench \\
         --figures docs/img/science --docs docs/science.md --what-tried docs/science_tried.md
@@ -33,6 +33,9 @@ Report (`report.json`, schema "skysift.evaluation/1"):
     tasks.retrieval          {precision {k, overall, per_class, n_queries}, map {map, n_queries, per_class},
                               augmented_copy {n, top_k, found_in_top_5, top_1_exact, median_rank_exact,
                               augmentation, seed}, gallery {queries, neighbours}}
+    tasks.finetune           {fractions, fit {...}, morphology|photoz {metric, higher_is_better, n_train, n_val,
+                              n_test, points [{fraction, n_labels, probe, finetuned, scratch}]}}
+                             (evaluation/finetune_compare.py; also written as OUT/finetune.md)
     targets                  [{id, task, claim, metric, value, target, direction, met, shortfall, note}]
     figures                  {label_efficiency|photoz_scatter|lens_precision_recall|anomaly_roc|gallery: path}
 

@@ -214,7 +214,7 @@ def render(report: dict[str, Any], docs_path: Path, what_tried: str | None = Non
         "",
         f"Command: `{report['command'] or 'skysift evaluate'}`",
         "",
-        "## Targets (issue #9)",
+        "## Targets (issues #9 and #14)",
         "",
         *_targets(report),
         "",
@@ -284,6 +284,10 @@ def render(report: dict[str, Any], docs_path: Path, what_tried: str | None = Non
         "score the service ranks by. recall@100 cannot exceed 100 / (lenses to find).",
         "- Anomalies: positives are injected artifacts (`artifact_kind` set) and the rare classes named above; each "
         "kind is scored against the ordinary objects (neither kind), `combined` against everything.",
+        "- Label efficiency (issue #14): at each label fraction the frozen linear probe (logistic regression for "
+        "morphology, ridge regression for photo-z, on the published embeddings), the fine-tuned encoder and the same "
+        "architecture from random weights see the same labelled train objects; the two networks share head, "
+        "schedule, rotation/flip augmentation and early stopping on the validation objects (training/finetune.py).",
         "- Photo-z (Hayat et al. 2021): dz = (z_phot - z)/(1 + z); sigma_MAD = 1.4826 median(|dz - median(dz)|); "
         "outlier fraction eta = fraction with |dz| > 0.05; bias = median(dz).",
         "- Rankings: precision@k = positives among the top k; recall@k = share of all positives in the top k; AUPRC "

@@ -1,4 +1,4 @@
-"""The must-show targets of issue #9, read off a report's task sections.
+"""The must-show targets of issues #9 and #14 (the `finetune` task's), read off a report's task sections.
 
 Each target is a row {id, task, claim, metric, value, target, direction, met, shortfall, note}:
 `direction` ">=" means value must be at least target; `shortfall` is how far the value is from
@@ -15,6 +15,8 @@ LENS_RECALL_MIN = 0.9
 ANOMALY_AUROC_MIN = 0.95
 PRECISION_AT_10_MIN = 0.9
 REACH_FRACTION_MAX = 0.25
+FT_REACH_FRACTION_MAX = 0.5  # issue #14: fine-tuned SSL reaches from-scratch's 100%-label score with <= 50%
+PROBE_GAP_MAX = 0.03  # issue #14: the frozen probe at 10% within 0.03 of from scratch
 
 
 def _row(
@@ -49,6 +51,90 @@ def _row(
 
 def _at(points: list[dict[str, Any]], fraction: float) -> dict[str, Any] | None:
     return next((p for p in points if abs(p["fraction"] - fraction) < 1e-12), None)
+
+
+def finetune_targets(ft: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Issue #14's comparisons of the fine-tuned SSL encoder with the same architecture from scratch."""
+    from .metrics import reach_fraction
+
+    rows = []
+    morph = (ft or {}).get("morphology")
+    pz = (ft or {}).get("photoz")
+    pts = morph["points"] if morph else []
+    for f in (0.01, 0.1):
+        p = _at(pts, f)
+        rows.append(
+            _row(
+                f"finetuned_ge_scratch_{round(f * 100)}pct",
+                "finetune",
+                f"fine-tuned SSL >= from scratch at {f:.0%} of the labels",
+                "macro_f1 (test)",
+                p["finetuned"]["macro_f1"] if p else None,
+                p["scratch"]["macro_f1"] if p else None,
+                ">=",
+                "" if p else "not measured at this fraction (--finetune-fractions)",
+            )
+        )
+    full = _at(pts, 1.0)
+    if full is not None:
+        target = full["scratch"]["macro_f1"]
+        interp, _ = reach_fraction([p["fraction"] for p in pts], [p["finetuned"]["macro_f1"] for p in pts], target)
+        note = "" if interp is not None else f"never reached: from scratch scores {target:.3f} at 100%"
+        rows.append(
+            _row(
+                "finetuned_reaches_scratch_full_le_50pct",
+                "finetune",
+                "fine-tuned SSL reaches the from-scratch 100%-label macro-F1 with <= 50% of the labels",
+                "label fraction (interpolated)",
+                interp,
+                FT_REACH_FRACTION_MAX,
+                "<=",
+                note,
+            )
+        )
+        if interp is None:
+            rows[-1].update(met=False)
+    else:
+        rows.append(
+            _row(
+                "finetuned_reaches_scratch_full_le_50pct",
+                "finetune",
+                "fine-tuned SSL reaches the from-scratch 100%-label macro-F1 with <= 50% of the labels",
+                "label fraction",
+                None,
+                FT_REACH_FRACTION_MAX,
+                "<=",
+                "not measured at 100% of the labels",
+            )
+        )
+    for f in (0.1, 1.0):
+        p = _at(pz["points"], f) if pz else None
+        rows.append(
+            _row(
+                f"finetuned_photoz_le_scratch_{round(f * 100)}pct",
+                "finetune",
+                f"fine-tuned SSL photo-z sigma_MAD <= from scratch at {f:.0%} of the labels",
+                "sigma_MAD (test galaxies)",
+                p["finetuned"]["sigma_mad"] if p else None,
+                p["scratch"]["sigma_mad"] if p else None,
+                "<=",
+                "" if p else "not measured (no z column, or not at this fraction)",
+            )
+        )
+    p = _at(pts, 0.1)
+    rows.append(
+        _row(
+            "probe_within_0.03_of_scratch_10pct",
+            "finetune",
+            "frozen linear probe at 10% of the labels within 0.03 of from scratch",
+            "macro_f1 (test)",
+            p["probe"]["macro_f1"] if p else None,
+            p["scratch"]["macro_f1"] - PROBE_GAP_MAX if p else None,
+            ">=",
+            "" if p else "not measured at this fraction (--finetune-fractions)",
+        )
+    )
+    return rows
 
 
 def evaluate_targets(tasks: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,4 +256,5 @@ def evaluate_targets(tasks: dict[str, Any]) -> list[dict[str, Any]]:
             ">=",
         )
     )
+    rows += finetune_targets(tasks.get("finetune"))
     return rows

@@ -25,6 +25,12 @@ TARGET_IDS = {
     "lens_recall_at_100",
     "anomaly_auroc",
     "same_class_precision_at_10",
+    "finetuned_ge_scratch_1pct",
+    "finetuned_ge_scratch_10pct",
+    "finetuned_reaches_scratch_full_le_50pct",
+    "finetuned_photoz_le_scratch_10pct",
+    "finetuned_photoz_le_scratch_100pct",
+    "probe_within_0.03_of_scratch_10pct",
 }
 
 
@@ -68,7 +74,7 @@ def evaluated(tiny_survey: Path, tiny_artifacts: Path, tmp_path_factory: pytest.
         "--gallery-queries",
         "3",
         "--finetune-fractions",
-        "1",
+        "0.01,0.1,1",
         "--finetune-epochs",
         "1",
         "--finetune-max-steps",
@@ -97,8 +103,10 @@ def test_report_has_every_task_target_and_figure(evaluated: dict):
     assert r["splits"]["train"] + r["splits"]["val"] + r["splits"]["test"] == r["version"]["n_objects"]
     assert {t["id"] for t in r["targets"]} == TARGET_IDS
     for t in r["targets"]:
-        assert t["met"] in (True, False) and t["value"] is not None, t  # every target measured
-        assert t["shortfall"] == 0.0 if t["met"] else t["shortfall"] > 0
+        assert t["met"] in (True, False), t  # every target measured
+        assert t["value"] is not None or (t["met"] is False and "never reached" in t["note"]), t
+        if t["value"] is not None:
+            assert t["shortfall"] == 0.0 if t["met"] else t["shortfall"] > 0
     assert set(r["figures"]) == {
         "label_efficiency",
         "photoz_scatter",
@@ -192,7 +200,7 @@ def test_docs_page_shows_targets_shortfalls_figures_and_what_was_tried(evaluated
     assert text.index("<!-- what-was-tried:begin") < text.index("hand-written") < text.index("<!-- what-was-tried:end")
     for t in r["targets"]:
         assert t["claim"] in text
-        if t["met"] is False:
+        if t["met"] is False and t["value"] is not None:
             assert f"missed by {t['shortfall']:.4f}" in text
     for path in r["figures"].values():
         assert f"](../run/figures/{Path(path).name})" in text  # relative to the page

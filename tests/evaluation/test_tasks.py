@@ -238,7 +238,44 @@ def test_targets_say_met_and_by_how_much_missed():
     assert lens["shortfall"] == pytest.approx(0.7) and "at most 0.263" in lens["note"]
     assert rows["anomaly_auroc"]["met"] is True
     assert rows["same_class_precision_at_10"]["met"] is None and rows["same_class_precision_at_10"]["note"]
-    assert len(rows) == 7
+    assert len(rows) == 13 and all(r["met"] is None for r in rows.values() if r["task"] == "finetune")
+
+
+def test_finetune_targets_compare_fine_tuned_with_from_scratch():
+    from evaluation.targets import finetune_targets
+
+    def point(f: float, probe: float, ft: float, scratch: float) -> dict:
+        return {
+            "fraction": f,
+            "probe": {"macro_f1": probe},
+            "finetuned": {"macro_f1": ft},
+            "scratch": {"macro_f1": scratch},
+        }
+
+    def zpoint(f: float, ft: float, scratch: float) -> dict:
+        return {"fraction": f, "finetuned": {"sigma_mad": ft}, "scratch": {"sigma_mad": scratch}}
+
+    ft = {
+        "morphology": {
+            "points": [
+                point(0.01, 0.5, 0.6, 0.55),
+                point(0.1, 0.7, 0.72, 0.75),
+                point(0.5, 0.8, 0.9, 0.85),
+                point(1.0, 0.85, 0.95, 0.9),
+            ]
+        },
+        "photoz": {"points": [zpoint(0.1, 0.04, 0.05), zpoint(1.0, 0.03, 0.025)]},
+    }
+    rows = {r["id"]: r for r in finetune_targets(ft)}
+    assert rows["finetuned_ge_scratch_1pct"]["met"] is True
+    assert rows["finetuned_ge_scratch_10pct"]["shortfall"] == pytest.approx(0.03)
+    reach = rows["finetuned_reaches_scratch_full_le_50pct"]  # 0.9 first reached at 50%: interpolated in log f
+    assert reach["met"] is True and 0.1 < reach["value"] <= 0.5
+    assert rows["finetuned_photoz_le_scratch_10pct"]["met"] is True
+    assert rows["finetuned_photoz_le_scratch_100pct"]["shortfall"] == pytest.approx(0.005)
+    probe = rows["probe_within_0.03_of_scratch_10pct"]
+    assert probe["target"] == pytest.approx(0.72) and probe["met"] is False
+    assert {r["met"] for r in finetune_targets(None)} == {None}
 
 
 def test_settings_refuse_contradictions():
