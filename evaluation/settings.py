@@ -51,7 +51,7 @@ class EvaluateSettings(BaseSettings):
     # (evaluation.finetune_compare; both networks train with training.finetune.fit)
     finetune_fractions: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 1.0)
     finetune_epochs: int = Field(20, ge=1)  # at most; early stopping on the validation rows
-    finetune_min_steps: int = Field(300, ge=0)  # small label sets train for more epochs up to this many steps
+    finetune_min_steps: int = Field(300, ge=0)  # small label sets: longer epochs, this many steps in all at least
     finetune_max_steps: int | None = Field(None, ge=1)  # hard cap per model (keeps the tiny test fast)
     finetune_freeze_epochs: int = Field(2, ge=0)  # head-only epochs first (LP-FT)
     finetune_patience: int = Field(4, ge=1)

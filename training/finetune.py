@@ -50,7 +50,7 @@ class FitConfig:
     task: HeadTask
     head_hidden: int = 0  # 0: a linear head; > 0: one hidden layer of this width
     epochs: int = 10
-    min_steps: int = 0  # small label sets train for more epochs, up to this many steps
+    min_steps: int = 0  # small label sets train for longer epochs, to at least this many steps in all
     max_steps: int | None = None
     freeze_epochs: int = 1
     lr: float = 1e-3  # the head's; the backbone's is lr * backbone_lr_scale
@@ -62,10 +62,6 @@ class FitConfig:
     augment: bool = True
     seed: int = 0
     device: str = "cpu"
-
-    def epochs_for(self, n_train: int) -> int:
-        steps_per_epoch = max(1, n_train // min(self.batch_size, n_train))
-        return max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
 
 
 @dataclass
@@ -237,28 +233,38 @@ def fit(
     )
 
     batch = min(cfg.batch_size, len(train))
-    steps_per_epoch = max(1, len(train) // batch)  # drop the ragged last batch (BatchNorm)
-    epochs = cfg.epochs_for(len(train))
+    steps_per_pass = max(1, len(train) // batch)  # drop the ragged last batch (BatchNorm)
+    # An "epoch" is a round between two validation scores: one pass over the labelled objects, or
+    # more for small label sets so that `epochs` rounds make at least `min_steps` steps. (A round per
+    # pass would score the whole validation set after every step of a 1 %-label run.)
+    steps_per_round = max(steps_per_pass, math.ceil(cfg.min_steps / cfg.epochs))
     # A random backbone has no features worth protecting: from scratch, everything trains from step 0.
     freeze_epochs = cfg.freeze_epochs if init_backbone is not None else 0
+
+    def batches() -> Any:
+        while True:  # a fresh seeded shuffle for every pass
+            perm = torch.randperm(len(train), generator=g)
+            for b in range(steps_per_pass):
+                yield perm[b * batch : (b + 1) * batch]
+
+    stream = batches()
     history: list[dict[str, Any]] = []
     step, stale = 0, 0
-    for epoch in range(epochs):
+    for epoch in range(cfg.epochs):
         frozen = epoch < freeze_epochs
         if epoch == freeze_epochs:
             stale = 0  # patience counts from the first epoch that trains the backbone
         model.train()
         model.backbone.train(not frozen)
         model.backbone.requires_grad_(not frozen)
-        perm = torch.randperm(len(train), generator=g)
         losses = []
-        for b in range(steps_per_epoch):
+        for _ in range(steps_per_round):
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-            idx = perm[b * batch : (b + 1) * batch]
-            x = x_train[idx]
+            idx = next(stream)
+            x = x_train[idx].to(device)  # augment on the device: one transfer of the stamps, none of views
             x = rotate_flip(x, s_in, any_angle, g) if cfg.augment else center_crop(x, s_in)
-            x = preprocess(x, card.preprocess, crop=False).to(device)
+            x = preprocess(x, card.preprocess, crop=False)
             out = model(x)
             yb = y_train[idx].to(device)
             loss = F.cross_entropy(out, yb) if cfg.task == "classification" else F.huber_loss(out[:, 0], yb)

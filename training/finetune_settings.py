@@ -23,7 +23,7 @@ class FinetuneSettings(BaseSettings):
     out_dir: Path
     head_hidden: int = Field(0, ge=0)  # 0: linear head; > 0: one hidden layer (MLP)
     epochs: int = Field(20, ge=1)
-    min_steps: int = Field(0, ge=0)
+    min_steps: int = Field(0, ge=0)  # small label sets: longer epochs (rounds between validation scores)
     max_steps: int | None = Field(None, ge=1)
     freeze_epochs: int = Field(2, ge=0)  # head-only epochs first (LP-FT)
     lr: float = Field(3e-3, gt=0)  # the evaluation CNN's (EvaluateSettings.cnn_lr)
