@@ -90,6 +90,7 @@ def finetune(
     regression_metric: Annotated[str | None, typer.Option(help="rmse | sigma_mad (a redshift column)")] = None,
     head_hidden: Annotated[int | None, typer.Option(help="0: linear head; N: one hidden layer of N")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
+    min_steps: Annotated[int | None, typer.Option(help="lengthen epochs to make at least this many steps")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
     freeze_epochs: Annotated[int | None, typer.Option(help="head-only epochs before the backbone trains")] = None,
     lr: Annotated[float | None, typer.Option(help="head learning rate (AdamW)")] = None,
@@ -108,8 +109,9 @@ def finetune(
     from .finetune_settings import FinetuneSettings
 
     given = {"task": task, "from_scratch": from_scratch, "regression_metric": regression_metric,
-             "head_hidden": head_hidden, "epochs": epochs, "max_steps": max_steps, "freeze_epochs": freeze_epochs,
-             "lr": lr, "backbone_lr_scale": backbone_lr_scale, "batch_size": batch_size, "patience": patience,
+             "head_hidden": head_hidden, "epochs": epochs, "min_steps": min_steps, "max_steps": max_steps,
+             "freeze_epochs": freeze_epochs, "lr": lr, "backbone_lr_scale": backbone_lr_scale,
+             "batch_size": batch_size, "patience": patience,
              "label_fraction": label_fraction, "val_fraction": val_fraction, "test_fraction": test_fraction,
              "augment": augment, "seed": seed, "device": device}
     s = FinetuneSettings(survey=survey, encoder=encoder, label_column=label_column, out_dir=out,
