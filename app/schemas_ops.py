@@ -20,6 +20,7 @@ VoteLabel = Literal["lens", "not_lens", "interesting", "boring"]
 class RankedRecord(ObjectRecord):
     score: float = Field(description="the ranking's score (anomaly_score or lens_score); higher ranks first")
     rank: int = Field(ge=1, description="position in the whole ranking, 1 = highest score")
+    known_lens: bool = Field(False, description="one of the known lenses the lens score was trained from")
 
 
 class RankingResponse(BaseModel):
@@ -30,6 +31,8 @@ class RankingResponse(BaseModel):
     limit: int
     offset: int
     note: str | None = Field(None, description="why the ranking is empty, when it is")
+    known_left_out: int = Field(0, description="known lenses (the lens score's seeds) left out of this ranking; "
+                                               "include_known=true lists them, flagged known_lens")
     items: list[RankedRecord]
 
 

@@ -128,8 +128,10 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     anomaly = anomaly_scores(dist, nbr, s.anomaly_method)
     lens_rows = known_lens_rows(s.lens_labels, survey)
     lens = lens_scores(vec, lens_rows, seed=s.seed)
-    pq.write_table(pa.table({"object_id": ids.tolist(), "row": np.arange(n),
-                             "anomaly_score": anomaly, "lens_score": lens}), stage / "scores.parquet")
+    known = np.zeros(n, dtype=bool)
+    known[lens_rows] = True  # the seeds: the lens ranking flags them and leaves them out of its candidates
+    pq.write_table(pa.table({"object_id": ids.tolist(), "row": np.arange(n), "anomaly_score": anomaly,
+                             "lens_score": lens, "known_lens": known}), stage / "scores.parquet")
 
     map_method = resolve_method(s.map_method, n, s.map_umap_min_objects)
     log(f"2-D map by {map_method}")

@@ -33,23 +33,29 @@ def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
     return store.anomaly if kind == "anomaly" else store.lens
 
 
-def ranked_rows(store: IndexedSurvey, kind: Kind) -> np.ndarray:
-    """Rows with a finite score, highest score first (ties: lower row first)."""
+def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False) -> np.ndarray:
+    """Rows with a finite score, highest score first (ties: lower row first). The lens ranking leaves
+    out the known lenses unless `include_known`; the anomaly ranking keeps every object."""
+    include_known = include_known or kind != "lens"
+    key = f"{kind}:{'all' if include_known else 'new'}"
     with _orders_lock:
         cached = _orders.setdefault(store, {})
-        if kind not in cached:
+        if key not in cached:
             scores = np.asarray(scores_of(store, kind), dtype=np.float64)
-            finite = np.nonzero(np.isfinite(scores))[0]
-            cached[kind] = finite[np.argsort(-scores[finite], kind="stable")]
-        return cached[kind]
+            keep = np.isfinite(scores) & (True if include_known else ~store.known_lens)
+            rows = np.nonzero(keep)[0]
+            cached[key] = rows[np.argsort(-scores[rows], kind="stable")]
+        return cached[key]
 
 
-def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int) -> RankingResponse:
-    order = ranked_rows(store, kind)
+def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False) -> RankingResponse:
+    order = ranked_rows(store, kind, include_known)
     scores = scores_of(store, kind)
     page = order[offset : offset + limit]
     items = [RankedRecord(**{k: clean(v) for k, v in store.record(int(row)).items() if k != "healpix"},
-                          score=float(scores[row]), rank=offset + i + 1) for i, row in enumerate(page)]
+                          score=float(scores[row]), rank=offset + i + 1, known_lens=bool(store.known_lens[row]))
+             for i, row in enumerate(page)]
+    left_out = 0 if include_known or kind != "lens" else int((store.known_lens & np.isfinite(scores)).sum())
     described = store.manifest.get("scores", {}).get(kind)
     note = None
     if not len(order):
@@ -60,18 +66,19 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int) -> Rankin
     elif not items:
         note = f"offset {offset} is past the end of the ranking ({len(order)} objects)"
     return RankingResponse(version=store.version, ranking=kind, description=described, total=int(len(order)),
-                           limit=limit, offset=offset, note=note, items=items)
+                           limit=limit, offset=offset, note=note, known_left_out=left_out, items=items)
 
 
 def respond(store: IndexedSurvey, body: RankingResponse, fmt: Format, name: str) -> RankingResponse | Response:
     if fmt == "json":
         return body
     rows: list[dict[str, Any]] = [i.model_dump() for i in body.items]
-    cols = columns_of(rows, default=record_columns(store.catalog.names, "score", "rank"))
+    cols = columns_of(rows, default=record_columns(store.catalog.names, "score", "rank", "known_lens"))
     return table_response(fmt, rows, cols, name=name, total=body.total, version=body.version,
                           kinds=column_kinds(store.catalog.columns),
                           description=f"skysift {body.ranking} ranking, version {body.version}",
                           infos={"ranking": body.ranking, "limit": body.limit, "offset": body.offset,
+                                 "known_left_out": body.known_left_out,
                                  **({"note": body.note} if body.note else {})})
 
 
@@ -85,8 +92,12 @@ def anomalies(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: Forma
 
 @router.get("/rankings/lenses", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the best strong-lens candidates, highest score first")})
-def lenses(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+def lenses(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json",
+           include_known: Annotated[bool, Query(description="also list the known lenses the score was trained "
+                                                            "from (flagged known_lens)")] = False) -> Any:
     """The best strong-lens candidates (classifier on frozen embeddings trained from known lenses),
-    highest score first. Objects without a lens score are left out; a version built without known
-    lenses has none, and answers an empty list with a note saying so."""
-    return respond(store, ranking(store, "lens", limit, offset), fmt, "lenses")
+    highest score first. The known lenses themselves score highest and are no discovery: they are
+    left out unless include_known=true (then flagged `known_lens`), and `known_left_out` counts them.
+    Objects without a lens score are left out; a version built without known lenses has none, and
+    answers an empty list with a note saying so."""
+    return respond(store, ranking(store, "lens", limit, offset, include_known), fmt, "lenses")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from indexer.store import IndexedSurvey
 
@@ -517,3 +517,33 @@ def test_search_from_here_on_each_tab_after_an_earlier_search(page: Page, store:
     expect_results_of(page, live_server, other, 6)
     page.go_back()  # one history entry per search: back is the search before, on its tab
     expect(page.locator(CARDS).first).to_have_attribute("data-object-id", picked)
+
+
+def test_lens_tab_leaves_out_known_lenses_and_shows_them_marked_on_request(page: Page, live_server: str) -> None:
+    """The tiny version has no known lenses, so the lens route is answered from the anomaly ranking
+    with two seeds declared: the page offers to show them and marks them when asked."""
+    asked: list[str] = []
+
+    def lenses(route: Route) -> None:
+        url = route.request.url
+        asked.append(url)
+        body = page.request.get(url.replace("/rankings/lenses", "/rankings/anomalies")
+                                .replace("&include_known=true", "")).json()
+        body["ranking"] = "lens"
+        if "include_known=true" in url:
+            for item in body["items"][:2]:
+                item["known_lens"] = True
+        else:
+            body["known_left_out"] = 2
+        route.fulfill(json=body)
+
+    page.route("**/api/v1/rankings/lenses*", lenses)
+    page.goto("/#lenses")
+    toggle = page.locator("#panel-lenses .known-toggle")
+    expect(toggle).to_be_visible()
+    expect(toggle).to_contain_text("show the 2 known lenses")
+    expect(page.locator("#panel-lenses .card.known")).to_have_count(0)
+    toggle.locator("input").check()
+    expect(page.locator("#panel-lenses .card.known")).to_have_count(2)
+    expect(page.locator("#panel-lenses .card.known .head").first).to_contain_text("known lens")
+    assert "include_known=true" in asked[-1] and "include_known" not in asked[0]

@@ -97,3 +97,47 @@ def test_lens_ranking_leaves_out_nan_scores(tiny_artifacts: Path) -> None:
     assert body.items[0].lens_score == pytest.approx(0.9) == body.items[0].score
     rest = ranking(store, "lens", limit=10, offset=3)
     assert [i.row for i in rest.items] == [5, 3] and rest.note is None
+
+
+@pytest.fixture(scope="module")
+def lens_artifacts(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A version built with six of the tiny survey's lenses as known lenses (the lens score's seeds)."""
+    import csv
+
+    from indexer.pipeline import index_survey
+    from indexer.settings import IndexSettings
+    from survey.native import NativeSurvey
+
+    root = tmp_path_factory.mktemp("lens_artifacts")
+    cat = NativeSurvey(tiny_survey).catalog
+    seeds = np.asarray(cat["object_id"])[np.asarray(cat["class"]) == "lens"][:6]
+    assert len(seeds) == 6
+    with open(root / "known_lenses.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["object_id"], *[[s] for s in seeds]])
+    index_survey(IndexSettings(survey=tiny_survey, encoder=tiny_encoder, artifacts=root, job="lens", device="cpu",
+                               shard_size=64, recall_sample=100, map_method="pca",
+                               lens_labels=root / "known_lenses.csv"))
+    return root
+
+
+def test_known_lenses_are_flagged_and_left_out_of_the_candidates(lens_artifacts: Path) -> None:
+    seeds = {r[0] for r in (lens_artifacts / "known_lenses.csv").read_text().split()[1:] for r in [r.split(",")]}
+    store = IndexedSurvey.open_current(lens_artifacts)
+    assert {str(o) for o in np.asarray(store.catalog["object_id"])[store.known_lens]} == seeds
+    with TestClient(create_app(ServiceSettings(artifacts=lens_artifacts, watch_interval_s=0))) as c:
+        new = c.get("/api/v1/rankings/lenses", params={"limit": 500}).json()
+        every = c.get("/api/v1/rankings/lenses", params={"limit": 500, "include_known": "true"}).json()
+        anomalies = c.get("/api/v1/rankings/anomalies", params={"limit": 500}).json()
+        csv_text = c.get("/api/v1/rankings/lenses", params={"include_known": "true", "format": "csv"}).text
+    assert new["known_left_out"] == 6 and every["known_left_out"] == 0
+    assert new["total"] == every["total"] - 6
+    assert not {i["object_id"] for i in new["items"]} & seeds and not any(i["known_lens"] for i in new["items"])
+    flagged = {i["object_id"] for i in every["items"] if i["known_lens"]}
+    assert flagged == seeds
+    assert [i["rank"] for i in new["items"][:3]] == [1, 2, 3]
+    assert {i["object_id"] for i in anomalies["items"] if i["known_lens"]} <= seeds
+    assert "known_lens" in csv_text.splitlines()[0].split(",")
+
+
+def test_versions_without_the_known_lens_column_flag_nothing(store: IndexedSurvey) -> None:
+    assert store.known_lens.dtype == bool and len(store.known_lens) == len(store)

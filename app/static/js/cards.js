@@ -69,7 +69,7 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   const head = document.createElement("div");
   head.className = "meta head";
   if (role === "query") head.textContent = "query";
-  else if (role === "ranked") head.textContent = `#${rec.rank} · score ${fmt(rec.score)}`;
+  else if (role === "ranked") head.textContent = `#${rec.rank} · score ${fmt(rec.score)}` + (rec.known_lens ? " · known lens" : "");
   else if (role === "example") head.textContent = `anomaly rank #${rec.rank}`;
   else head.textContent = `#${rec.rank} · distance ${fmt(rec.distance, 4)}`;
 
@@ -84,6 +84,7 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   scores.className = "meta scores";
   scores.textContent = `anomaly ${fmt(rec.anomaly_score)}` + (rec.lens_score != null ? ` · lens ${fmt(rec.lens_score)}` : "");
 
+  if (rec.known_lens) el.classList.add("known");
   el.append(img, id, head, meta, scores);
   const links = positionLinks(rec, { focusable: false });
   if (links) el.append(links);

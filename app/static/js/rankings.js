@@ -24,10 +24,17 @@ export class Ranking {
           <button type="button" class="next">Next →</button>
         </nav>
       </div>
+      <label class="known-toggle muted" hidden><input type="checkbox" class="include-known">
+        <span></span></label>
       <p class="downloads muted">Download this page: </p>
       <p class="note" hidden></p>
       <ul class="grid" aria-label="${label}"></ul>`;
     this.grid = section.querySelector(".grid");
+    this.includeKnown = false;  // lens candidates: the known lenses (the score's seeds) are no discovery
+    section.querySelector(".include-known").addEventListener("change", (e) => {
+      this.includeKnown = e.target.checked;
+      this.show(this.page || 1, true);
+    });
     installGrid(this.grid, { onOpen, onSearch });
     section.querySelector(".prev").addEventListener("click", () => { location.hash = `${kind}/${this.page - 1}`; });
     section.querySelector(".next").addEventListener("click", () => { location.hash = `${kind}/${this.page + 1}`; });
@@ -40,7 +47,8 @@ export class Ranking {
     this.page = page;
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
-    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}`;
+    const known = this.includeKnown ? "&include_known=true" : "";
+    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}${known}`;
     const [csv, votable] = downloadLinks({ url });  // the same page as a table
     this.section.querySelector(".downloads").replaceChildren("Download this page: ", csv, " · ", votable);
     try {
@@ -53,6 +61,11 @@ export class Ranking {
         `page ${page} of ${pages} · ${body.total.toLocaleString()} objects · version ${body.version}`;
       this.section.querySelector(".prev").disabled = page <= 1;
       this.section.querySelector(".next").disabled = page >= pages;
+      const toggle = this.section.querySelector(".known-toggle");
+      toggle.hidden = !(body.known_left_out > 0 || this.includeKnown);
+      toggle.querySelector("span").textContent = this.includeKnown
+        ? "show the known lenses (marked “known lens”)"
+        : `show the ${body.known_left_out} known lenses the score was trained from (left out: no discovery)`;
       const note = this.section.querySelector(".note");
       note.hidden = !body.note;
       note.textContent = body.note || "";
