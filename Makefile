@@ -29,6 +29,7 @@ $(CHROMIUM):
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean-demo:
 	rm -rf data/demo runs/demo artifacts

@@ -21,7 +21,7 @@ from torch import nn
 
 from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
 from .errors import WeightsError
-from .model import create_backbone
+from .model import create_backbone, feature_dim
 
 HeadTask = Literal["classification", "regression"]
 
@@ -41,7 +41,7 @@ class HeadModel(nn.Module):
         super().__init__()
         self.task, self.outputs = task, outputs
         self.backbone = create_backbone(card.backbone, len(card.bands), card.small_input, **card.backbone_kwargs)
-        self.head = make_head(int(self.backbone.num_features), outputs, hidden)
+        self.head = make_head(feature_dim(self.backbone), outputs, hidden)
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 

@@ -24,13 +24,18 @@ def create_backbone(name: str, in_chans: int, small_input: bool = True, **kwargs
     return backbone
 
 
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of the backbone's pooled output (timm models set `num_features` to an int)."""
+    return int(backbone.num_features)  # type: ignore[arg-type]
+
+
 class Encoder(nn.Module):
     def __init__(self, backbone: str, in_chans: int, proj_dim: int = 128, proj_hidden: int | None = None,
                  small_input: bool = True, backbone_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.backbone_name = backbone
         self.backbone = create_backbone(backbone, in_chans, small_input, **(backbone_kwargs or {}))
-        feat = int(self.backbone.num_features)  # type: ignore[arg-type]  # timm models set an int
+        feat = feature_dim(self.backbone)
         hidden = proj_hidden or feat
         self.embedding_dim = feat
         self.projector = nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim))
