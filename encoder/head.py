@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from .card import ModelCard
 from .errors import WeightsError
 from .model import create_backbone, feature_dim
 
@@ -68,23 +67,9 @@ def head_model_for(card: ModelCard) -> HeadModel:
 
 def load_head_model(directory: Path, device: str | torch.device = "cpu") -> tuple[HeadModel, ModelCard]:
     """A fine-tuned model checked against its card's hash, in eval mode."""
-    from .weights import sha256_file  # encoder.weights imports the model; keep this module light
+    from .weights import load_checked
 
-    directory = Path(directory)
-    wpath = directory / WEIGHTS_NAME
-    for p in (wpath, directory / CARD_NAME):
-        if not p.exists():
-            raise WeightsError(f"{p} is missing: a fine-tuned model directory holds {WEIGHTS_NAME} and {CARD_NAME}")
-    card = ModelCard.load(directory)
-    digest = sha256_file(wpath)
-    if card.weights_sha256 and digest != card.weights_sha256:
-        raise WeightsError(f"{wpath}: sha256 {digest[:12]}... does not match the card's {card.weights_sha256[:12]}...")
-    model = head_model_for(card)
-    try:
-        model.load_state_dict(load_file(str(wpath)))
-    except RuntimeError as e:
-        raise WeightsError(f"{wpath}: weights do not fit the card's head model: {e}") from e
-    return model.to(device).eval(), card
+    return load_checked(directory, head_model_for, "a fine-tuned model directory", device)
 
 
 def backbone_state(encoder_state: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from encoder.head import backbone_state
 from training.finetune import FitConfig, fit, predict, working_size
 
 from .metrics import classification_metrics, photoz_metrics
+from .morphology import encode_classes
 from .probe import fit_probe
 from .splits import Split, labelled_subset
 
@@ -95,11 +96,7 @@ def run_finetune_compare(
 ) -> dict[str, Any]:
     """reader: has images(rows) -> (n, C, H, W) flux; embeddings (N, D) unit vectors; classes (N,)
     str truth; z (N,) or None (no photo-z part). Returns the report section."""
-    classes = np.asarray(classes).astype(str)
-    names = tuple(sorted(set(classes.tolist()) - set(morphology_exclude)))
-    if len(names) < 2:
-        raise ValueError(f"fine-tuning comparison needs two classes outside {list(morphology_exclude)}")
-    y = np.array([names.index(c) if c in names else -1 for c in classes])
+    names, y = encode_classes(classes, morphology_exclude, "the fine-tuning comparison")
     m_train, m_val, m_test = (r[y[r] >= 0] for r in (split.train, split.val, split.test))
     tasks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {"morphology": (m_train, m_val, m_test)}
     if z is not None:

@@ -26,6 +26,17 @@ CNNRunner = Callable[[np.ndarray, np.ndarray, dict[str, Target]], tuple[Supervis
 HEADLINE = "macro_f1"
 
 
+def encode_classes(classes: np.ndarray, exclude: tuple[str, ...] | list[str], what: str
+                   ) -> tuple[tuple[str, ...], np.ndarray]:
+    """(sorted class names outside `exclude`, index of each object's class or -1 if excluded); a
+    ValueError naming `what` when fewer than two classes are left."""
+    classes = np.asarray(classes).astype(str)
+    names = tuple(sorted(set(classes.tolist()) - set(exclude)))
+    if len(names) < 2:
+        raise ValueError(f"{what} needs at least two classes outside {list(exclude)}, got {list(names)}")
+    return names, np.array([names.index(c) if c in names else -1 for c in classes])
+
+
 def run_morphology(
     embeddings: np.ndarray,
     classes: np.ndarray,
@@ -41,11 +52,7 @@ def run_morphology(
 ) -> dict[str, Any]:
     """embeddings (N, D) unit vectors; classes (N,) str truth. Objects whose class is in `exclude`
     take no part. Returns the JSON section (see evaluation/evaluate.py for its layout)."""
-    classes = np.asarray(classes).astype(str)
-    names = tuple(sorted(set(classes.tolist()) - set(exclude)))
-    if len(names) < 2:
-        raise ValueError(f"morphology needs at least two classes outside {list(exclude)}, got {list(names)}")
-    y = np.array([names.index(c) if c in names else -1 for c in classes])
+    names, y = encode_classes(classes, exclude, "morphology")
     train, val, test = (rows[y[rows] >= 0] for rows in (split.train, split.val, split.test))
     if not len(test):
         raise ValueError("no labelled object in the test rows")
