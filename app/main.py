@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.holder = holder
     app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)  # uploads decoding at once
     app.state.vote_limiter = RateLimiter(settings.votes_per_minute)  # votes cast or deleted per client a minute
+    app.state.votes_lock = threading.Lock()  # the votes store is opened (schema created) once, on first use
     errors.install(app)
     for r in (
         objects.router,

@@ -9,10 +9,6 @@ app.middleware.LimitBodies's) and about serving a published version.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from pathlib import Path
-
 import numpy as np
 
 from encoder.card import ModelCard
@@ -51,33 +47,16 @@ def body_limit(max_upload_bytes: int) -> int:
 # ---- the version's encoder
 
 
-class EncoderCache:
-    """One loaded encoder per published version directory (a few kept, newest used last)."""
+def encoder_for(store: IndexedSurvey) -> tuple[Encoder, ModelCard]:
+    """The encoder that built `store`, loaded on first use and kept with the version (raises
+    WeightsError, ArtifactMismatch); its card normalises uploads in the indexed survey's units."""
 
-    def __init__(self, max_versions: int = 2) -> None:
-        self.max_versions = max_versions
-        self._items: OrderedDict[Path, tuple[Encoder, ModelCard]] = OrderedDict()
-        self._lock = threading.Lock()
+    def load() -> tuple[Encoder, ModelCard]:
+        encoder, card = load_encoder(store.encoder_dir)
+        store.check_encoder(card.weights_sha256)
+        return encoder, card.for_survey(store.units)
 
-    def get(self, store: IndexedSurvey) -> tuple[Encoder, ModelCard]:
-        """The encoder that built `store` (raises WeightsError, ArtifactMismatch)."""
-        with self._lock:  # first use of a version loads once, even under concurrent requests
-            if store.dir in self._items:
-                self._items.move_to_end(store.dir)
-                return self._items[store.dir]
-            encoder, card = load_encoder(store.encoder_dir)
-            store.check_encoder(card.weights_sha256)
-            card = card.for_survey(store.units)  # normalise uploads in the indexed survey's units
-            self._items[store.dir] = (encoder, card)
-            while len(self._items) > self.max_versions:
-                self._items.popitem(last=False)
-            return encoder, card
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-encoders = EncoderCache()
+    return store.derived("encoder", load)
 
 
 def stamp_size(store: IndexedSurvey, card: ModelCard) -> int:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -69,9 +71,14 @@ class Filters:
         return any(v is not None for v in (self.z_min, self.z_max, self.mag_max, self.radius_deg))
 
 
+T = TypeVar("T")
+
+
 class IndexedSurvey:
     def __init__(self, version_dir: Path, survey_root: Path | None = None, check_hashes: bool = False) -> None:
         self.dir = Path(version_dir).resolve()
+        self._derived: dict[Hashable, Any] = {}
+        self._derived_lock = threading.Lock()
         self.manifest = validate(self.dir, check_hashes=check_hashes) if check_hashes else read_manifest(self.dir)
         m = self.manifest
         self.version: str = m["version"]
@@ -149,6 +156,15 @@ class IndexedSurvey:
     # ---- rows and records
     def row_of(self, object_id: str) -> int:
         return self.catalog.row_of(object_id)
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """What the service computes from this version on first use (ranking orders, the map payload,
+        the loaded encoder), kept with the version and gone with it when a swap drops it: the read
+        side is the one owner of per-version state. Built once, under a lock, even when requests race."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = build()
+            return self._derived[key]
 
     def record(self, row: int) -> dict[str, Any]:
         rec = self.catalog.row(row)

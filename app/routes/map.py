@@ -14,10 +14,8 @@ gets 304, and a newly published version gets a new ETag.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Path, Request
@@ -121,17 +119,10 @@ def _payload_for(store: IndexedSurvey) -> MapPayload:
     return build_payload(store.version, np.asarray(xy), method, source, column, values)
 
 
-_payloads: weakref.WeakKeyDictionary[Any, MapPayload] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
 def payload_of(store: IndexedSurvey) -> MapPayload:
-    """The store's map, built on first use and kept as long as the store is served."""
-    with _lock:  # one build per version even when the page and a script ask at once
-        payload = _payloads.get(store)
-        if payload is None:
-            payload = _payloads[store] = _payload_for(store)
-        return payload
+    """The store's map, built on first use (once, even when the page and a script ask at once) and
+    kept as long as the store is served."""
+    return store.derived("map_payload", lambda: _payload_for(store))
 
 
 def _not_modified(request: Request, etag: str) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -23,12 +21,6 @@ Kind = Literal["anomaly", "lens"]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
 
-# One sorted order per (version, ranking), computed on first use: sorting 10^6 scores costs ~0.1 s,
-# too much per page. Keyed weakly so a swapped-out version's orders go with it.
-_orders: weakref.WeakKeyDictionary[IndexedSurvey, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
-_orders_lock = threading.Lock()
-
-
 def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
     return store.anomaly if kind == "anomaly" else store.lens
 
@@ -37,15 +29,14 @@ def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False) -
     """Rows with a finite score, highest score first (ties: lower row first). The lens ranking leaves
     out the known lenses unless `include_known`; the anomaly ranking keeps every object."""
     include_known = include_known or kind != "lens"
-    key = f"{kind}:{'all' if include_known else 'new'}"
-    with _orders_lock:
-        cached = _orders.setdefault(store, {})
-        if key not in cached:
-            scores = np.asarray(scores_of(store, kind), dtype=np.float64)
-            keep = np.isfinite(scores) & (True if include_known else ~store.known_lens)
-            rows = np.nonzero(keep)[0]
-            cached[key] = rows[np.argsort(-scores[rows], kind="stable")]
-        return cached[key]
+
+    def order() -> np.ndarray:  # sorting 10^6 scores costs ~0.1 s, too much per page: once per version
+        scores = np.asarray(scores_of(store, kind), dtype=np.float64)
+        keep = np.isfinite(scores) & (True if include_known else ~store.known_lens)
+        rows = np.nonzero(keep)[0]
+        return rows[np.argsort(-scores[rows], kind="stable")]
+
+    return store.derived(("ranking", kind, include_known), order)
 
 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False) -> RankingResponse:

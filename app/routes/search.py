@@ -247,7 +247,7 @@ async def read_upload_form(request: Request, max_upload_bytes: int) -> tuple[dic
 
 def _search_upload(store: IndexedSurvey, data: bytes, filename: str | None, form: CutoutSearchForm, k: int,
                    filters: Filters, limits: DecodeLimits) -> UploadSearchResponse:
-    encoder, card = uploads.encoders.get(store)
+    encoder, card = uploads.encoder_for(store)
     where = f"upload {filename!r}" if filename else "upload"
     up = decode_upload(data, filename, card, pixel_scale_arcsec=form.pixel_scale_arcsec,
                        bands=parse_bands(form.bands), limits=limits,

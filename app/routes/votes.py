@@ -6,7 +6,6 @@ The votes file is `settings.votes_db`, or `<artifacts>/votes.sqlite`: it outlive
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,9 +22,6 @@ from ..votes_store import VotesStore
 
 router = APIRouter(prefix="/api/v1", tags=["votes"])
 
-_open_lock = threading.Lock()
-
-
 def votes_path(settings: ServiceSettings) -> Path:
     return Path(settings.votes_db) if settings.votes_db else Path(settings.artifacts) / "votes.sqlite"
 
@@ -35,7 +31,7 @@ def get_votes(request: Request) -> VotesStore:
     state = request.app.state
     store = getattr(state, "votes", None)
     if store is None:
-        with _open_lock:
+        with state.votes_lock:
             store = getattr(state, "votes", None)
             if store is None:
                 store = state.votes = VotesStore(votes_path(state.settings))

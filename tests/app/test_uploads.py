@@ -166,11 +166,18 @@ def test_large_coarse_image_is_cropped_before_upsampling(store: IndexedSurvey) -
     assert decoding.to_model_grid(up, card, 64).shape == (3, 64, 64)
 
 
-def test_encoder_is_loaded_once_per_version(store: IndexedSurvey) -> None:
-    cache = uploads.EncoderCache(max_versions=1)
-    a, card = cache.get(store)
-    b, _ = cache.get(IndexedSurvey(store.dir))  # another handle on the same version
-    assert a is b and len(cache) == 1 and card.weights_sha256 == store.weights_sha256
+def test_encoder_is_loaded_once_per_version_and_goes_with_it(store: IndexedSurvey) -> None:
+    import gc
+    import weakref
+
+    handle = IndexedSurvey(store.dir)  # a version as the holder loads it
+    a, card = uploads.encoder_for(handle)
+    b, _ = uploads.encoder_for(handle)
+    assert a is b and card.weights_sha256 == store.weights_sha256
+    gone = weakref.ref(a)
+    del a, b, handle  # the holder drops a swapped-out version: its encoder is not kept anywhere else
+    gc.collect()
+    assert gone() is None
 
 
 def test_mutated_files_never_cause_a_server_error(client: TestClient) -> None:
