@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +12,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .card import CARD_NAME, WEIGHTS_NAME, ModelCard
+from .digest import sha256_file
 from .errors import WeightsError
 from .model import Encoder
 
 M = TypeVar("M", bound=nn.Module)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_encoder(card: ModelCard) -> Encoder:

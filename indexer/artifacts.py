@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from encoder.digest import sha256_file
+
 from .errors import ArtifactError, ArtifactMismatch, NoCurrentVersion
 
 MANIFEST = "manifest.json"
@@ -59,14 +61,6 @@ def crash_point(name: str) -> None:
     _crash_hits[name] = _crash_hits.get(name, 0) + 1
     if _crash_hits[name] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_entries(directory: Path) -> dict[str, dict[str, Any]]:

@@ -21,8 +21,9 @@ import torch
 from safetensors.torch import save_file
 
 from encoder.card import WEIGHTS_NAME
+from encoder.digest import sha256_file
 from encoder.head import backbone_state
-from encoder.weights import load_encoder, sha256_file
+from encoder.weights import load_encoder
 from survey.native import NativeSurvey
 
 from .finetune import FitConfig, fit, score
