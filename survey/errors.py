@@ -7,8 +7,8 @@ class SurveyError(ValueError):
     """Base class: something about survey input is wrong."""
 
 
-class UnreadableCutout(SurveyError):
-    """A file or an object inside it cannot be read as a cutout."""
+class LocatedError(SurveyError):
+    """An error at a place in the input: the file (or other source), the object if known, the reason."""
 
     def __init__(self, source: str, reason: str, object_id: str | None = None) -> None:
         self.source = source
@@ -16,6 +16,10 @@ class UnreadableCutout(SurveyError):
         self.reason = reason
         where = f"{source}" + (f" (object {object_id})" if object_id is not None else "")
         super().__init__(f"{where}: {reason}")
+
+
+class UnreadableCutout(LocatedError):
+    """A file or an object inside it cannot be read as a cutout."""
 
 
 class CatalogError(SurveyError):

@@ -21,7 +21,7 @@ the whole read (ingest raises). Typical uses:
 
 from __future__ import annotations
 
-from survey.errors import CatalogError, UnreadableCutout
+from survey.errors import CatalogError, LocatedError, UnreadableCutout
 
 
 class CorruptFile(UnreadableCutout):
@@ -60,13 +60,8 @@ class OffImage(UnreadableCutout):
     """A requested cutout lies entirely outside the mosaic."""
 
 
-class _LocatedCatalogError(CatalogError):
-    def __init__(self, source: str, reason: str, object_id: str | None = None) -> None:
-        self.source = source
-        self.object_id = object_id
-        self.reason = reason
-        where = f"{source}" + (f" (object {object_id})" if object_id is not None else "")
-        super().__init__(f"{where}: {reason}")
+class _LocatedCatalogError(LocatedError, CatalogError):
+    """A catalogue problem at a place in the input (file, object)."""
 
 
 class DuplicateObjectId(_LocatedCatalogError):
