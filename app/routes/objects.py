@@ -55,6 +55,22 @@ def check_k(k: int, max_k: int) -> None:
         raise ApiError(422, "invalid_parameter", f"k={k} is above the limit of {max_k}")
 
 
+def make_filters(k: int | None, z_min: float | None, z_max: float | None, mag_max: float | None,
+                 default_k: int, max_k: int, ra: float | None = None, dec: float | None = None,
+                 radius: float | None = None) -> tuple[int, Filters]:
+    """k (the service's default_k when not given) and the filters of any search, checked in one place:
+    k within max_k, z_min <= z_max, a sky region only with ra, dec and radius together."""
+    k = default_k if k is None else k
+    check_k(k, max_k)
+    given = [name for name, v in (("ra", ra), ("dec", dec), ("radius", radius)) if v is not None]
+    if given and len(given) < 3:  # ra and dec alone were silently ignored
+        raise ApiError(422, "invalid_parameter", f"a sky-region filter needs ra, dec and radius together; only "
+                                                 f"{', '.join(given)} given")
+    if z_min is not None and z_max is not None and z_min > z_max:
+        raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
+    return k, Filters(z_min, z_max, mag_max, ra, dec, radius)
+
+
 @router.get(
     "/objects/{object_id:path}/similar",
     response_model=SimilarResponse,
@@ -64,7 +80,8 @@ async def similar(
     object_id: ObjectId,
     store: IndexDep,
     settings: SettingsDep,
-    k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results (the object itself first)")] = 12,
+    k: Annotated[int | None, Query(ge=1, le=MAX_K, description="number of results, the object itself first "
+                                                             "(default: the service's default_k)")] = None,
     z_min: Annotated[float | None, Query(ge=0, le=20)] = None,
     z_max: Annotated[float | None, Query(ge=0, le=20)] = None,
     mag_max: Annotated[float | None, Query(ge=-10, le=40)] = None,
@@ -76,14 +93,7 @@ async def similar(
     """The k objects most similar to `object_id`, optionally within a redshift window, brighter
     than a magnitude, or inside a sky region. The query object comes first (distance 0) when it
     passes the filters."""
-    check_k(k, settings.max_k)
-    given = [name for name, v in (("ra", ra), ("dec", dec), ("radius", radius)) if v is not None]
-    if given and len(given) < 3:  # ra and dec alone were silently ignored
-        raise ApiError(422, "invalid_parameter", f"a sky-region filter needs ra, dec and radius together; only "
-                                                 f"{', '.join(given)} given")
-    if z_min is not None and z_max is not None and z_min > z_max:
-        raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
-    filters = Filters(z_min, z_max, mag_max, ra, dec, radius)
+    k, filters = make_filters(k, z_min, z_max, mag_max, settings.default_k, settings.max_k, ra, dec, radius)
     slow = filters.active or fmt != "json" or (store.spec.factory == "Flat" and len(store) > INLINE_FLAT_MAX)
     if slow:
         return await run_in_threadpool(similar_response, store, object_id, k, filters, fmt)

@@ -58,7 +58,7 @@ from ..schemas_search import (
     UploadSearchResponse,
     cutout_form_openapi,
 )
-from .objects import check_k, neighbour_records, neighbour_table
+from .objects import make_filters, neighbour_records, neighbour_table
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -88,15 +88,6 @@ UPLOAD_STATUS: list[tuple[type[UploadError], int, str]] = [
 def as_api_error(e: UploadError) -> ApiError:
     status, code = next((s, c) for cls, s, c in UPLOAD_STATUS if isinstance(e, cls))
     return ApiError(status, code, str(e))
-
-
-def make_filters(k: int | None, z_min: float | None, z_max: float | None, mag_max: float | None,
-                 default_k: int, max_k: int) -> tuple[int, Filters]:
-    k = default_k if k is None else k
-    check_k(k, max_k)
-    if z_min is not None and z_max is not None and z_min > z_max:
-        raise ApiError(422, "invalid_parameter", f"z_min={z_min} is above z_max={z_max}")
-    return k, Filters(z_min, z_max, mag_max)
 
 
 # ---- position

@@ -335,3 +335,17 @@ def test_search_routes_are_documented_with_errors_and_examples(client: TestClien
                 assert op["responses"][code]["content"]["application/json"]["examples"]
     fits_route = paths["/api/v1/cutouts/{object_id}.fits"]["get"]
     assert "application/fits" in fits_route["responses"]["200"]["content"]
+
+
+def test_every_search_without_k_answers_the_services_default_k(tiny_artifacts: Path, store: IndexedSurvey) -> None:
+    """/similar used to hard-code 12; it follows default_k like the other searches (one place checks k)."""
+    oid = str(store.catalog["object_id"][3])
+    with TestClient(create_app(ServiceSettings(artifacts=tiny_artifacts, watch_interval_s=0, default_k=5))) as c:
+        similar = c.get(f"/api/v1/objects/{oid}/similar").json()
+        examples = c.post("/api/v1/search/examples", json={"positive": [oid]}).json()
+        too_many = c.get(f"/api/v1/objects/{oid}/similar", params={"k": 13}).status_code
+    assert len(similar["neighbours"]) == 5 and len(examples["neighbours"]) == 5
+    with TestClient(create_app(ServiceSettings(artifacts=tiny_artifacts, watch_interval_s=0, max_k=12))) as c:
+        r = c.get(f"/api/v1/objects/{oid}/similar", params={"k": 13})
+    assert r.status_code == 422 and "above the limit of 12" in r.json()["detail"]
+    assert too_many == 200
