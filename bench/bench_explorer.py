@@ -252,7 +252,9 @@ def main() -> None:
         t0 = time.perf_counter()
         payload = map_routes.build_payload(store.version, xy, "synthetic", "artifact", "class", classes)
         build_ms = (time.perf_counter() - t0) * 1000
-        map_routes._payloads[store] = payload  # the real route now serves the synthetic map for this version
+        # the version's map is built once, on first use: taking that slot first makes the real route serve the
+        # synthetic map for this version
+        assert store.derived("map_payload", lambda: payload) is payload
         query_id = str(store.catalog["object_id"][0])
         with Server(app) as server, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
