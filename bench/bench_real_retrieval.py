@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -102,7 +103,7 @@ def main() -> None:
     encoder_dir = a.encoder.resolve() if a.encoder else work / "run" / "encoder"
     if a.encoder is None:
         run_step("train", [skysift, "train", "--survey", str(work / "survey"), "--out", str(work / "run"),
-                           "--epochs", str(a.epochs), *a.train_args.split()],
+                           "--epochs", str(a.epochs), *shlex.split(a.train_args)],
                  encoder_dir / "model.json", a.fresh, timings)
     run_step("index", [skysift, "index", "--survey", str(work / "survey"), "--encoder", str(encoder_dir),
                        "--artifacts", str(work / "artifacts"), "--job", "bench"],

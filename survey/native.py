@@ -166,6 +166,19 @@ class NativeSurvey:
             out[sel[order]] = block[inverse]
         return out
 
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """float32 (stop - start, C, H, W): rows start..stop-1 as contiguous slices of each shard
+        (what a whole-survey pass wants; far faster than `images` on a list of rows)."""
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"rows {start}:{stop} out of range [0, {len(self)}]")
+        out = np.empty((stop - start, *self.image_shape), dtype=np.float32)
+        for s in range(len(self._offsets) - 1):
+            lo, hi = max(start, int(self._offsets[s])), min(stop, int(self._offsets[s + 1]))
+            if lo < hi:
+                base = int(self._offsets[s])
+                out[lo - start:hi - start] = self._file(s)["images"][lo - base:hi - base]
+        return out
+
     def cutout(self, row: int) -> Cutout:
         return Cutout(
             pixels=self.images([row])[0],

@@ -117,3 +117,13 @@ def test_python_names_become_flags_only_where_the_command_has_them() -> None:
         assert flagify(text, opts) == text
     assert message(FileNotFoundError(2, "No such file or directory", "x.csv")) == "x.csv: no such file or directory"
     assert message(ValueError("two\nlines")) == "two lines"
+
+
+def test_train_augment_settings_are_checked_field_by_field(tmp_path: Path) -> None:
+    code, _, err = run("train", "--survey", tmp_path, "--out", tmp_path / "run",
+                       "--augment-settings", '{"scal_min": 0.8}')
+    assert code == 2 and "scal_min: Extra inputs are not permitted" in one_line(err, "train")
+    code, _, err = run("train", "--survey", tmp_path, "--out", tmp_path / "run", "--augment-settings", "{bad")
+    assert code == 1 and "--augment-settings is not JSON" in one_line(err, "train")
+    code, _, err = run("train", "--survey", tmp_path, "--out", tmp_path / "run", "--augment-settings", "[1]")
+    assert code == 1 and "--augment-settings must be a JSON object" in one_line(err, "train")

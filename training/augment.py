@@ -117,6 +117,16 @@ class AugmentSettings(BaseModel):
     fwhm_max_arcsec: float = Field(2.0, gt=0.0)
     noise: bool = True
     noise_max_factor: float = Field(1.5, ge=1.0)  # target sigma = current * U(1, factor)
+    # Photometric jitter (``photometric``), applied after ``augment`` in the units the encoder's
+    # normalisation measures: a gain exp(N(0, band_gain_sigma)) per band and exp(N(0, gain_sigma))
+    # for the whole image about the band's background level, then Gaussian noise of sigma
+    # U(0, noise_floor) x the band's normalisation scale (display: the pixel spread; flux: the
+    # background noise). Off by default; on the real SDSS JPEGs (docs/real_data.md, run G) 0.1 / 0.3
+    # / 0.3 was the only recipe whose plain readout kept rising: a JPEG's stretch and depth vary from
+    # cutout to cutout, and without it the encoder tells galaxies apart by brightness alone.
+    band_gain_sigma: float = Field(0.0, ge=0.0)
+    gain_sigma: float = Field(0.0, ge=0.0)
+    noise_floor: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> AugmentSettings:
@@ -152,6 +162,32 @@ def check_geometry(settings: AugmentSettings, input_size_px: int | tuple[int, in
             f"{room:.2f} px away, so corners would be zero-filled: lower crop_size_px or "
             f"max_shift_px, or raise scale_min"
         )
+
+
+def photometric(images: Tensor, offset: Sequence[float] | None, scale: Sequence[float],
+                settings: AugmentSettings, generator: torch.Generator) -> Tensor:
+    """Gain and noise-floor jitter (see AugmentSettings) of augmented views (N, C, H, W).
+
+    ``offset`` and ``scale`` are the normalisation's per-band background level (None: 0, flux) and
+    scale (``PreprocessConfig.band_offset`` / ``band_scale``), so the jitter is the same in every
+    survey's units. Returns the input itself when every strength is 0 (and draws nothing).
+    """
+    s = settings
+    if not (s.band_gain_sigma or s.gain_sigma or s.noise_floor):
+        return images
+    n, c = images.shape[:2]
+    dev = images.device
+    off = torch.tensor(offset if offset is not None else [0.0] * c, dtype=images.dtype, device=dev).view(1, c, 1, 1)
+    out = images
+    if s.band_gain_sigma or s.gain_sigma:
+        log_gain = (s.band_gain_sigma * torch.randn(n, c, 1, 1, generator=generator, device=dev)
+                    + s.gain_sigma * torch.randn(n, 1, 1, 1, generator=generator, device=dev))
+        out = (out - off) * torch.exp(log_gain) + off
+    if s.noise_floor:
+        sc = torch.tensor(list(scale), dtype=images.dtype, device=dev).view(1, c, 1, 1)
+        sigma = s.noise_floor * torch.rand(n, 1, 1, 1, generator=generator, device=dev) * sc
+        out = out + sigma * torch.randn(out.shape, generator=generator, device=dev)
+    return out
 
 
 class UnknownBands(KeyError):

@@ -41,11 +41,17 @@ def train(
     temperature: float = 0.2,
     lr_per_256: Annotated[float, typer.Option(help="SGD learning rate per 256 images")] = 0.03,
     crop_size: Annotated[int, typer.Option(help="augmented crop = encoder input size (px)")] = 32,
+    augment_settings: Annotated[str | None, typer.Option(
+        help='JSON of augmentation fields (training.augment.AugmentSettings), e.g. '
+             '\'{"scale_min": 0.8, "scale_max": 1.25, "band_gain_sigma": 0.1, "gain_sigma": 0.3, '
+             '"noise_floor": 0.3}\'; --crop-size wins for crop_size_px')] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
     precision: str = "auto",
     compile_model: Annotated[bool, typer.Option("--compile/--no-compile")] = False,
     device: str = "auto",
-    workers: int = 2,
+    workers: Annotated[int, typer.Option(help="processes reading HDF5 when the survey is not held in memory")] = 2,
+    cache_gb: Annotated[float, typer.Option(
+        help="hold the survey's pixels in memory when they take at most this many GB (0: stream)")] = 2.0,
     seed: int = 0,
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 200,
     log_every: Annotated[int, typer.Option(help="steps between metrics records")] = 10,
@@ -58,12 +64,15 @@ def train(
     from .settings import TrainSettings
 
     extra = {"backbone_kwargs": json.loads(backbone_kwargs)} if backbone_kwargs is not None else {}
+    aug = _json_object("--augment-settings", augment_settings)
+    aug_settings = AugmentSettings(**{**aug, "crop_size_px": crop_size})  # a misspelt field fails here
     s = TrainSettings(
         survey=survey, out_dir=out, backbone=backbone, epochs=epochs, batch_size=batch_size, queue_size=queue_size,
         proj_dim=proj_dim, proj_hidden=proj_hidden, log_every=log_every,
         momentum=momentum, temperature=temperature, lr_per_256=lr_per_256, max_steps=max_steps,
-        augment=AugmentSettings(crop_size_px=crop_size), precision=precision, compile=compile_model, device=device,
-        workers=workers, seed=seed, checkpoint_every=checkpoint_every, resume=resume, monitor_size=monitor_size,
+        augment=aug_settings, precision=precision, compile=compile_model, device=device,
+        workers=workers, cache_gb=cache_gb, seed=seed, checkpoint_every=checkpoint_every, resume=resume,
+        monitor_size=monitor_size,
         produced_by="skysift " + shlex.join(sys.argv[1:]), **extra,
     )
 
@@ -118,6 +127,18 @@ def finetune(
                          produced_by="skysift " + shlex.join(sys.argv[1:]),
                          **{k: v for k, v in given.items() if v is not None})
     run(s, log=console.print)
+
+
+def _json_object(flag: str, text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} is not JSON ({e.msg} at character {e.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object of field: value, got {text!r}")
+    return value
 
 
 def register(app: typer.Typer) -> None:

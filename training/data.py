@@ -1,6 +1,8 @@
 """Streaming batches from native survey shards: pixels plus the per-object observing conditions
-the augmentations need (E(B-V), PSF FWHM, sky noise). Worker processes read HDF5; nothing holds
-the whole survey in memory.
+the augmentations need (E(B-V), PSF FWHM, sky noise). Worker processes read HDF5 batch by batch,
+unless the survey's pixels fit the memory allowed for them (TrainSettings.cache_gb): then they are
+read once, in contiguous slices, and every epoch indexes memory (a 6,264-object survey of 64 px
+stamps is 0.3 GB; its batches came 2x faster than from two worker processes reading rows).
 """
 
 from __future__ import annotations
@@ -43,22 +45,41 @@ class Conditions:
 class SurveyBatches(Dataset):
     """Indexable by a whole batch of rows: one call per batch, so a worker process reads a batch."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, memory_limit_bytes: int = 0) -> None:
         self.root = Path(root)
         self.survey = NativeSurvey(self.root)
         self.conditions = Conditions(self.survey)
+        n = len(self.survey)
+        need = n * int(np.prod(self.survey.image_shape)) * 4
+        self.cached: np.ndarray | None = None  # every image, NaN filled, when they fit the limit
+        self._cached_noise: np.ndarray | None = None
+        if 0 < need <= memory_limit_bytes:
+            chunk = max(1, (64 << 20) // max(1, need // max(1, n)))  # ~64 MB a read
+            parts, noise = [], []
+            for lo in range(0, n, chunk):
+                block = self.survey.read_range(lo, min(n, lo + chunk))
+                if self.conditions.noise is None:
+                    noise.append(border_noise_sigma(block).astype(np.float32))
+                parts.append(np.nan_to_num(block, nan=0.0))
+            self.cached = np.concatenate(parts)
+            self._cached_noise = np.concatenate(noise) if noise else None
 
     def __len__(self) -> int:
         return len(self.survey)
 
     def __getitem__(self, rows: list[int]) -> dict[str, torch.Tensor]:
         rows_arr = np.sort(np.asarray(rows, dtype=np.int64))
-        images = self._read(rows_arr)
         c = self.conditions
-        noise = c.noise[rows_arr] if c.noise is not None else border_noise_sigma(images).astype(np.float32)
+        if self.cached is not None:
+            images = self.cached[rows_arr]
+            noise = c.noise[rows_arr] if self._cached_noise is None else self._cached_noise[rows_arr]
+        else:
+            images = self._read(rows_arr)
+            noise = c.noise[rows_arr] if c.noise is not None else border_noise_sigma(images).astype(np.float32)
+            images = np.nan_to_num(images, nan=0.0)
         return {
             "rows": torch.from_numpy(rows_arr),
-            "images": torch.from_numpy(np.nan_to_num(images, nan=0.0)),
+            "images": torch.from_numpy(images),
             "ebv": torch.from_numpy(c.ebv[rows_arr]),
             "fwhm": torch.from_numpy(c.fwhm[rows_arr]),
             "noise": torch.from_numpy(noise),

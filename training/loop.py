@@ -34,7 +34,15 @@ from encoder.preprocess import PreprocessConfig, for_survey, preprocess
 from encoder.weights import save_encoder
 
 from . import dist
-from .augment import AugmentSettings, UnknownBands, augment, check_geometry, extinction_coeffs, resolve_bands
+from .augment import (
+    AugmentSettings,
+    UnknownBands,
+    augment,
+    check_geometry,
+    extinction_coeffs,
+    photometric,
+    resolve_bands,
+)
 from .data import EpochBatchSampler, SurveyBatches, make_loader
 from .errors import RankDivergence, ResumeMismatch
 from .moco import MoCo
@@ -120,6 +128,7 @@ def make_views(batch: dict[str, Tensor], coeffs: Tensor, pixel_scale_arcsec: flo
     for _ in range(2):
         x = augment(batch["images"], ebv=batch["ebv"], psf_fwhm_arcsec=batch["fwhm"], noise_sigma=batch["noise"],
                     coeffs=coeffs, pixel_scale_arcsec=pixel_scale_arcsec, settings=aug, generator=generator)
+        x = photometric(x, pre.band_offset, pre.band_scale, aug, generator)
         x = preprocess(x, pre, crop=False)
         views.append(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
     return views
@@ -204,7 +213,7 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    ds = SurveyBatches(s.survey)
+    ds = SurveyBatches(s.survey, memory_limit_bytes=int(s.cache_gb * 2**30))
     # Batch and queue fitted to the survey where not given, and the reddening the survey allows: the
     # resolved settings are what the checkpoint keeps and a resumed run is compared with.
     s = resolve_sizes(s, len(ds), world)
@@ -280,7 +289,7 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     while step < stop:
         epoch, skip = divmod(step, steps_per_epoch)
         loader = make_loader(ds, EpochBatchSampler(len(ds), s.batch_size, s.seed, epoch, rank, world, skip),
-                             s.workers, pin_memory=device.type == "cuda")
+                             0 if ds.cached is not None else s.workers, pin_memory=device.type == "cuda")
         for batch in loader:
             b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             views = make_views(b, coeffs, ds.survey.pixel_scale_arcsec, card.preprocess, s.augment, aug_gen,

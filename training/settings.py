@@ -54,7 +54,10 @@ class TrainSettings(BaseSettings):
     compile: bool = False
     channels_last: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    workers: int = Field(2, ge=0)  # DataLoader processes reading HDF5
+    workers: int = Field(2, ge=0)  # DataLoader processes reading HDF5 (unused when the survey is held in memory)
+    # Hold the survey's pixels in memory when they take at most this many GB (0 = always stream from
+    # HDF5): small surveys are then read once instead of once per epoch (training/data.py).
+    cache_gb: float = Field(2.0, ge=0.0)
     seed: int = 0
     checkpoint_every: int = Field(200, ge=1)  # steps; a checkpoint is also written when the run ends
     resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (fresh start otherwise)

@@ -162,3 +162,14 @@ def test_write_refuses_wrong_shapes(tmp_path: Path):
     with pytest.raises(SurveyError, match="catalog rows"):
         write_shard(tmp_path / shard_name(0), img[:2], cat, BANDS, 0.262, "unit")
     assert not list(tmp_path.iterdir())
+
+
+def test_read_range_spans_shards_and_matches_row_reads(two_shards):
+    root, images, _ = two_shards
+    s = NativeSurvey(root)
+    for start, stop in ((0, 9), (3, 7), (5, 5), (4, 6), (8, 9)):
+        np.testing.assert_array_equal(s.read_range(start, stop), images[start:stop])
+        np.testing.assert_array_equal(s.read_range(start, stop), s.images(np.arange(start, stop)))
+    for bad in ((-1, 2), (3, 2), (0, 10)):
+        with pytest.raises(IndexError):
+            s.read_range(*bad)

@@ -233,3 +233,45 @@ def test_shape_mismatch_is_named():
     args = inputs(2) | {"psf_fwhm_arcsec": torch.ones(2)}
     with pytest.raises(ValueError, match="psf_fwhm_arcsec"):
         augment(torch.ones(2, 3, 64, 64), **args, settings=AugmentSettings(), generator=gen(0))
+
+
+def test_photometric_jitter_is_off_by_default_and_draws_nothing():
+    from training.augment import photometric
+
+    x = torch.rand(4, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert photometric(x, None, [1.0, 1.0, 1.0], AugmentSettings(), g) is x
+    assert torch.equal(g.get_state(), state)
+
+
+def test_photometric_gain_scales_each_band_about_its_background_level():
+    from training.augment import photometric
+
+    offset = [0.2, 0.3, 0.4]
+    x = torch.tensor(offset).view(1, 3, 1, 1) + 0.5 + torch.rand(64, 3, 8, 8)
+    s = AugmentSettings(band_gain_sigma=0.1, gain_sigma=0.3)
+    y = photometric(x, offset, [1.0, 1.0, 1.0], s, torch.Generator().manual_seed(1))
+    off = torch.tensor(offset).view(1, 3, 1, 1)
+    ratio = (y - off) / (x - off)  # one gain per (object, band), the same at every pixel
+    gain = ratio[..., :1, :1]
+    assert torch.allclose(ratio, gain.expand_as(ratio), rtol=1e-4)
+    log_gain = gain.log().flatten(1)
+    # overall gain sigma 0.3 shared by the bands, per-band sigma 0.1 on top
+    assert 0.2 < log_gain.mean(1).std() < 0.4
+    assert 0.05 < (log_gain - log_gain.mean(1, keepdim=True)).std() < 0.15
+    # a background pixel stays at the background level
+    assert torch.allclose(photometric(off.expand(2, 3, 4, 4), offset, [1.0] * 3, s, torch.Generator()), off)
+
+
+def test_photometric_noise_floor_is_in_units_of_the_band_scale():
+    from training.augment import photometric
+
+    scale = [0.01, 1.0, 100.0]
+    x = torch.zeros(2000, 3, 4, 4)
+    y = photometric(x, None, scale, AugmentSettings(noise_floor=0.3), torch.Generator().manual_seed(2))
+    # sigma = U(0, 0.3) x scale per object, so the rms over objects is 0.3 / sqrt(3) x scale
+    rms = y.pow(2).mean(dim=(0, 2, 3)).sqrt()
+    assert torch.allclose(rms / torch.tensor(scale), torch.full((3,), 0.3 / math.sqrt(3)), rtol=0.08)
+    with pytest.raises(ValidationError):
+        AugmentSettings(noise_floor=-0.1)
