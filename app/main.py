@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
@@ -96,7 +97,26 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+WRITE_PATHS = ("/api/v1/votes", "/api/v1/votes/{vote_id}")  # app/routes/votes.py: may_write
+
+
+def _openapi(app: FastAPI, settings: ServiceSettings) -> dict[str, Any]:
+    """FastAPI's document, saying what this service's settings make of the vote writes' bearer
+    token: without `write_token` anyone may vote (docs/api.md, trust model), so the token is optional
+    there (`security: [{}, {HTTPBearer: []}]`, OpenAPI's "no credentials, or these")."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        if not settings.write_token:
+            for path in WRITE_PATHS:
+                for op in schema["paths"].get(path, {}).values():
+                    if op.get("security") and {} not in op["security"]:
+                        op["security"] = [{}, *op["security"]]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _watch(holder: IndexHolder, interval: float) -> None:

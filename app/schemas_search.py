@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from survey.readers.fits_header import MAX_PIXEL_SCALE_ARCSEC, MIN_PIXEL_SCALE_ARCSEC
 
@@ -95,7 +95,11 @@ class CutoutSearchForm(BaseModel):
 def cutout_form_openapi() -> dict[str, Any]:
     """The multipart request body for OpenAPI (the route parses the form itself, to bound its size)."""
     schema = CutoutSearchForm.model_json_schema()
-    schema["properties"] = {"file": {"type": "string", "format": "binary",
+    for name, prop in list(schema["properties"].items()):  # a form field is left out or has a value: no null
+        alternatives = [a for a in prop.pop("anyOf", []) if a.get("type") != "null"]
+        prop.pop("default", None)
+        schema["properties"][name] = {**(alternatives[0] if len(alternatives) == 1 else {}), **prop}
+    schema["properties"] = {"file": {"type": "string", "format": "binary", "minLength": 1,
                                      "description": "FITS (2-D or (C, H, W) cube, with WCS), PNG/JPEG, or NPY "
                                                     "(C, H, W) float array; format detected from the bytes"},
                             **schema["properties"]}
@@ -129,6 +133,12 @@ class ExamplesRequest(BaseModel):
     z_min: float | None = Field(None, ge=0, le=20)
     z_max: float | None = Field(None, ge=0, le=20)
     mag_max: float | None = Field(None, ge=-10, le=40)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _integral_number(cls, v: object) -> object:
+        """JSON Schema's integer includes 12.0 (a number with a zero fraction); 12.5 stays a 422."""
+        return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 class ExamplesQuery(BaseModel):

@@ -6,6 +6,7 @@ All three answer in the shape of `/objects/{id}/similar`: `version`, `k`, `query
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 import numpy as np
@@ -92,6 +93,22 @@ def as_api_error(e: UploadError) -> ApiError:
 
 # ---- position
 
+# The forms parse_angle reads, as the patterns the OpenAPI document gives ra and dec, within range
+# by construction (hours 0-23, minutes and seconds 0-59, degrees 0-359.x for ra, -90..90 for dec; a
+# decimal's exponent only negative, as Python prints small floats): a request matching them is a
+# position, so only an unmatched value is 422.
+_MS = r"[0-5]?[0-9]"
+_SEC = r"[0-5]?[0-9](?:\.[0-9]*)?"
+_EXP = r"(?:[eE]-[0-9]{1,3})?"
+_H = r"(?:[01]?[0-9]|2[0-3])"
+_D = r"[0-8]?[0-9]"
+RA_PATTERN = (rf"^(?:\+?(?:[0-9]{{1,2}}|[12][0-9]{{2}}|3[0-5][0-9])(?:\.[0-9]*)?{_EXP}"
+              rf"|{_H}(?::{_MS}(?::{_SEC})?| {_MS}(?: {_SEC})?)"
+              rf"|{_H}h{_MS}m(?:{_SEC}s)?)$")
+DEC_PATTERN = (rf"^[+-]?(?:{_D}(?:\.[0-9]*)?{_EXP}|90(?:\.0*)?"
+               rf"|{_D}(?::{_MS}(?::{_SEC})?| {_MS}(?: {_SEC})?)|90(?::00?(?::00?(?:\.0*)?)?| 00?(?: 00?(?:\.0*)?)?)"
+               rf"|{_D}d{_MS}m(?:{_SEC}s)?)$")
+
 
 def parse_angle(name: str, text: str) -> float:
     """Degrees from '150.25', '10:01:00.5' / '10 01 00.5' (hours for ra, degrees for dec),
@@ -114,9 +131,16 @@ def parse_angle(name: str, text: str) -> float:
             raise ApiError(422, "invalid_parameter", f"{name}={text!r} is not an angle ({e}); give degrees "
                                                      f"like 150.25 or sexagesimal like {form}") from None
     lo, hi = (0.0, 360.0) if is_ra else (-90.0, 90.0)
+    pattern = RA_PATTERN if is_ra else DEC_PATTERN
+    if is_ra and value == hi and re.fullmatch(pattern, text):  # '359.99999999999999999' rounds to 360: RA 0
+        value = 0.0
     if not math.isfinite(value) or value < lo or value > hi or (is_ra and value == hi):
         bounds = "[0, 360)" if is_ra else "[-90, 90]"
         raise ApiError(422, "invalid_parameter", f"{name}={text!r} is {value:g} deg, outside {bounds}")
+    if not re.fullmatch(pattern, text):  # an angle, but not in a documented form (' 150', '1e2', '0150')
+        form = "'10:21:34.5' (hours)" if is_ra else "'+02:30:00' (degrees)"
+        raise ApiError(422, "invalid_parameter", f"{name}={text!r} is not in a form this service reads; give "
+                                                 f"degrees like 150.25 or sexagesimal like {form}")
     return value
 
 
@@ -160,11 +184,13 @@ def respond(store: IndexedSurvey, body: PositionSearchResponse | UploadSearchRes
             responses={**POSITION_ERRORS, **list_responses("the matched object's most similar objects")})
 def search_position(
     store: IndexDep, settings: SettingsDep,
-    ra: Annotated[str, Query(min_length=1, max_length=40, description="right ascension: degrees, or sexagesimal "
+    ra: Annotated[str, Query(min_length=1, max_length=40, json_schema_extra={"pattern": RA_PATTERN},
+                             description="right ascension: degrees, or sexagesimal "
                              "hours ('10:02:57.5', '10 02 57.5', '10h02m57.5s')", openapi_examples={
                                  "degrees": {"value": "150.7397"}, "sexagesimal": {"value": "10:02:57.52"},
                                  "hms": {"value": "10h02m57.52s"}})],
-    dec: Annotated[str, Query(min_length=1, max_length=40, description="declination: degrees, or sexagesimal "
+    dec: Annotated[str, Query(min_length=1, max_length=40, json_schema_extra={"pattern": DEC_PATTERN},
+                              description="declination: degrees, or sexagesimal "
                               "degrees ('+02:32:48.2', '+02d32m48.2s')", openapi_examples={
                                   "degrees": {"value": "2.5467"}, "sexagesimal": {"value": "+02:32:48.2"}})],
     match_radius_arcsec: Annotated[float, Query(gt=0, le=3600, description="how far the nearest catalogued "
