@@ -34,6 +34,10 @@ class ObjectRecord(BaseModel):
     row: int
     anomaly_score: float | None = None
     lens_score: float | None = None
+    quality_score: float | None = Field(None, description="data quality from the pixels: the largest robust "
+                                        "z-score of the artifact detectors (high = likely broken pixels)")
+    quality_flag: str | None = Field(None, description="the detector behind quality_score: sharp, flat, plateau, "
+                                     "streak or haze")
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> ObjectRecord:

@@ -18,14 +18,17 @@ VoteLabel = Literal["lens", "not_lens", "interesting", "boring"]
 
 
 class RankedRecord(ObjectRecord):
-    score: float = Field(description="the ranking's score (anomaly_score or lens_score); higher ranks first")
+    score: float = Field(description="the ranking's score (anomaly_score, lens_score, quality_score or the "
+                                     "combined score); higher ranks first")
     rank: int = Field(ge=1, description="position in the whole ranking, 1 = highest score")
     known_lens: bool = Field(False, description="one of the known lenses the lens score was trained from")
 
 
 class RankingResponse(BaseModel):
     version: str
-    ranking: Literal["anomaly", "lens"]
+    ranking: Literal["anomaly", "lens", "artifact", "combined"] = Field(
+        description="what the list ranks: anomaly = unusual objects (embedding density), artifact = broken "
+                    "pixels (data-quality detectors), combined = either, lens = strong-lens candidates")
     description: str | None = Field(None, description="how the score was computed (from the manifest)")
     total: int = Field(description="objects in the whole ranking (objects without a score are left out)")
     limit: int

@@ -193,6 +193,16 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
                 description=store.manifest["scores"]["anomaly"],
                 log=log,
             )
+            # the pixel data-quality score and the combined list, on the same truth (versions built
+            # before them have none)
+            others = {}
+            for name, score in (("artifact", store.quality), ("combined", store.combined)):
+                if np.isfinite(score).any():
+                    log(f"  {name} score:")
+                    others[name] = run_anomalies(score, classes, cat["artifact_kind"], rare_classes=s.rare_classes,
+                                                 top_k=s.anomaly_top_k,
+                                                 description=store.manifest["scores"].get(name, ""), log=log)
+            tasks[task]["other_scores"] = others
         elif task == "retrieval":
             tasks[task] = _retrieval(store, emb, classes, encoder, card, s, log)
         elif task == "finetune":

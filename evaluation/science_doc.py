@@ -152,6 +152,14 @@ def _lenses(lz: dict[str, Any]) -> list[str]:
 
 
 def _anomalies(a: dict[str, Any]) -> list[str]:
+    lines = _anomaly_table(a)
+    for name, other in a.get("other_scores", {}).items():
+        lines += ["", f"**The {name} score** (`/rankings/{name}s`)" if name == "artifact" else
+                  f"**The {name} score** (`/rankings/{name}`)", "", *_anomaly_table(other)]
+    return lines
+
+
+def _anomaly_table(a: dict[str, Any]) -> list[str]:
     top = a["top_k"]
     lines = [
         f"Score: {a['score'] or 'the version anomaly score'}. Rare classes: {', '.join(a['rare_classes'])}. "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from .artifacts import crash_point, file_entries, now_iso, sha256_file, version_
 from .encode import gather_embeddings, read_plan
 from .errors import ArtifactMismatch
 from .projection import project_2d, resolve_method
+from .quality import FEATURES as QUALITY_FEATURES
+from .quality import QUALITY_DESCRIPTION, quality_score, robust_z, survey_quality
 from .scores import anomaly_scores, lens_scores
 from .settings import IndexSettings
 
@@ -94,6 +97,23 @@ def build_key(s: IndexSettings, job: Path) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
+def job_quality(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """The pixel data-quality detectors (indexer.quality) for the job's plan, computed once: kept in the
+    job folder under the plan's key (written atomically), so a rebuild after a crash or of another index
+    type reads them back, and re-ingested pixels (a new plan) are measured again."""
+    path = job / f"quality-{read_plan(job)['key'][:16]}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            if set(f.files) == set(QUALITY_FEATURES) and all(len(f[k]) == len(survey) for k in f.files):
+                return {k: f[k] for k in QUALITY_FEATURES}
+    log(f"data-quality detectors on {len(survey)} stamps")
+    feats = survey_quality(survey)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, **feats)  # type: ignore[arg-type]  # numpy stubs type the keyword arrays as allow_pickle
+    os.replace(tmp, path)
+    return feats
+
+
 def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lambda _: None) -> Path:
     """Write the stage for `job` and return its path (not yet published)."""
     emb16 = gather_embeddings(job)
@@ -130,8 +150,15 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     lens = lens_scores(vec, lens_rows, seed=s.seed)
     known = np.zeros(n, dtype=bool)
     known[lens_rows] = True  # the seeds: the lens ranking flags them and leaves them out of its candidates
+    feats = job_quality(job, survey, log)
+    quality, worst = quality_score(feats)
+    # One list for "anything odd here": the larger of the two robust z-scores (a broken stamp or an
+    # object unlike its neighbours), each against the survey itself.
+    combined = np.maximum(robust_z(anomaly), quality)
     pq.write_table(pa.table({"object_id": ids.tolist(), "row": np.arange(n), "anomaly_score": anomaly,
-                             "lens_score": lens, "known_lens": known}), stage / "scores.parquet")
+                             "lens_score": lens, "known_lens": known, "quality_score": quality,
+                             "quality_flag": [QUALITY_FEATURES[i] for i in worst], "combined_score": combined,
+                             **{f"quality_{k}": v for k, v in feats.items()}}), stage / "scores.parquet")
 
     map_method = resolve_method(s.map_method, n, s.map_umap_min_objects)
     log(f"2-D map by {map_method}")
@@ -163,7 +190,10 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
                    "anomaly_method": s.anomaly_method, "anomaly_k": k - 1,
                    "lens": ("logistic regression + seed similarity from "
                             f"{len(lens_rows)} known lenses") if len(lens_rows) else "none (no known lenses given)",
-                   "n_known_lenses": int(len(lens_rows))},
+                   "n_known_lenses": int(len(lens_rows)),
+                   "artifact": QUALITY_DESCRIPTION,
+                   "combined": "the larger of the anomaly score's and the data-quality score's robust z-scores "
+                               "(median and 1.4826 MAD over the survey): broken pixels or unusual objects"},
         "columns": {"redshift": s.redshift_column, "magnitude": s.magnitude_column},
         "healpix": {"nside": s.healpix_nside, "order": "nested"},
         "map": {"file": "map.npy", "method": map_method, "requested": s.map_method, "seed": s.seed,

@@ -98,6 +98,13 @@ class IndexedSurvey:
         # the known lenses the lens score was trained from (versions before this column: none flagged)
         self.known_lens = (scores.column("known_lens").to_numpy(zero_copy_only=False).astype(bool)
                            if "known_lens" in scores.column_names else np.zeros(len(self.lens), dtype=bool))
+        # the pixel data-quality score and the combined one (versions before them: none, NaN)
+        nan = np.full(len(self.lens), np.nan)
+        self.quality = scores.column("quality_score").to_numpy() if "quality_score" in scores.column_names else nan
+        self.quality_flag = (np.asarray(scores.column("quality_flag").to_pylist(), dtype=object)
+                             if "quality_flag" in scores.column_names else np.full(len(self.lens), None, dtype=object))
+        self.combined = (scores.column("combined_score").to_numpy() if "combined_score" in scores.column_names
+                         else nan)
         self.redshift_column = m.get("columns", {}).get("redshift", "z")
         self.magnitude_column = m.get("columns", {}).get("magnitude", "mag_r")
         hp = m.get("healpix", {"nside": 256})
@@ -170,6 +177,8 @@ class IndexedSurvey:
         rec = self.catalog.row(row)
         rec["anomaly_score"] = float(self.anomaly[row])
         rec["lens_score"] = None if np.isnan(self.lens[row]) else float(self.lens[row])
+        rec["quality_score"] = None if np.isnan(self.quality[row]) else float(self.quality[row])
+        rec["quality_flag"] = self.quality_flag[row]
         return rec
 
     def vector(self, row: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Rankings: the most anomalous objects and the best strong-lens candidates, paginated."""
+"""Rankings, paginated: unusual objects (embedding density), broken pixels (data-quality detectors), the
+two combined, and the best strong-lens candidates."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, RankedRecord, RankingResponse
 
 router = APIRouter(prefix="/api/v1", tags=["rankings"])
 
-Kind = Literal["anomaly", "lens"]
+Kind = Literal["anomaly", "lens", "artifact", "combined"]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
 
 def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
-    return store.anomaly if kind == "anomaly" else store.lens
+    return {"anomaly": store.anomaly, "lens": store.lens, "artifact": store.quality,
+            "combined": store.combined}[kind]
 
 
 def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False) -> np.ndarray:
@@ -79,6 +81,24 @@ def anomalies(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: Forma
     """The most anomalous objects (mean cosine distance to their nearest neighbours in embedding
     space: objects in sparse regions of the representation), highest score first."""
     return respond(store, ranking(store, "anomaly", limit, offset), fmt, "anomalies")
+
+
+@router.get("/rankings/artifacts", response_model=RankingResponse,
+            responses={**ERRORS, **list_responses("the stamps most likely to hold broken pixels, highest score first")})
+def artifacts(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+    """The stamps most likely to hold broken pixels: cosmic rays, dead or hot columns, saturation,
+    satellite trails, ghosts. The score is the largest robust z-score of five pixel detectors, each
+    record's `quality_flag` names the one that fired. Versions built before the detectors have none
+    and answer an empty list with a note."""
+    return respond(store, ranking(store, "artifact", limit, offset), fmt, "artifacts")
+
+
+@router.get("/rankings/combined", response_model=RankingResponse,
+            responses={**ERRORS, **list_responses("broken pixels or unusual objects, highest score first")})
+def combined(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+    """Anything odd: per object the larger of the anomaly score's and the data-quality score's robust
+    z-scores against the survey, so one list holds both broken stamps and objects unlike their neighbours."""
+    return respond(store, ranking(store, "combined", limit, offset), fmt, "combined")
 
 
 @router.get("/rankings/lenses", response_model=RankingResponse,

@@ -141,3 +141,32 @@ def test_known_lenses_are_flagged_and_left_out_of_the_candidates(lens_artifacts:
 
 def test_versions_without_the_known_lens_column_flag_nothing(store: IndexedSurvey) -> None:
     assert store.known_lens.dtype == bool and len(store.known_lens) == len(store)
+
+
+def test_artifact_ranking_puts_the_injected_artifacts_first(client: TestClient, store: IndexedSurvey) -> None:
+    body = client.get("/api/v1/rankings/artifacts", params={"limit": 100}).json()
+    assert body["ranking"] == "artifact" and body["total"] == len(store)
+    assert "data quality from the pixels" in body["description"]
+    kinds = np.asarray(store.catalog["artifact_kind"]).astype(str)
+    n_art = int((kinds != "").sum())
+    assert n_art >= 1  # the tiny survey has a few
+    top = [i["artifact_kind"] != "" for i in body["items"][:n_art]]
+    # the cosmic rays, columns and bleeds first; faint trails and ghosts compete with bright edge-on galaxies
+    assert all(top[:6]) and sum(top) >= 2 * n_art / 3, [(i["artifact_kind"], i["quality_flag"], i["score"])
+                                                        for i in body["items"][:n_art]]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for i in body["items"]:
+        assert i["score"] == pytest.approx(i["quality_score"])
+        assert i["quality_flag"] in {"sharp", "flat", "plateau", "streak", "haze"}
+
+
+def test_combined_ranking_is_the_larger_robust_z_of_both_scores(client: TestClient, store: IndexedSurvey) -> None:
+    from indexer.quality import robust_z
+
+    expect = np.maximum(robust_z(store.anomaly), store.quality)
+    np.testing.assert_allclose(store.combined, expect, rtol=1e-5)
+    body = client.get("/api/v1/rankings/combined", params={"limit": 5, "format": "csv"})
+    assert body.status_code == 200 and body.headers["content-type"].startswith("text/csv")
+    rows = body.text.strip().splitlines()
+    assert len(rows) == 6 and "quality_score" in rows[0]

@@ -179,6 +179,12 @@ def test_anomaly_section_matches_an_independent_computation(evaluated: dict):
     for s in a["sets"].values():
         assert _unit_interval(s["auroc"]) and _unit_interval(s["precision_at_100"])
     assert set(a["per_artifact_kind"]) == set(np.asarray(store.catalog["artifact_kind"])[artifact].tolist())
+    # the pixel data-quality score and the combined list are measured on the same truth
+    assert set(a["other_scores"]) == {"artifact", "combined"}
+    art = a["other_scores"]["artifact"]["sets"]["artifacts"]
+    assert art["auroc"] == pytest.approx(roc_auc_score(artifact[artifact | ~rare], store.quality[artifact | ~rare]))
+    assert a["other_scores"]["combined"]["sets"]["combined"]["auroc"] == pytest.approx(
+        roc_auc_score(artifact | rare, store.combined))
 
 
 def test_retrieval_section(evaluated: dict):
