@@ -74,6 +74,13 @@ def check_service_load(res: dict[str, Any]) -> None:
     assert phases["access_log_lines"] >= answered and log.stat().st_size > 64 * 1024
 
 
+def check_quality(res: dict[str, Any]) -> None:
+    positive(res["n_objects"], res["objects_per_s"], res["top"]["artifacts"])
+    assert {"quality", "embedding_anomaly", "combined", "sharp", "haze"} <= set(res["auroc"])
+    for row in res["auroc"].values():
+        assert all(0.0 <= v <= 1.0 for v in row.values()) and "all artifacts" in row
+
+
 def check_encode(res: dict[str, Any]) -> None:
     m = res["metrics"]
     positive(res["settings"]["n_objects"], m["bare_objects_per_s"], m["e2e_objects_per_s"],
@@ -170,6 +177,10 @@ SMOKES = [
                            "--nprobe", "4", "--threads", "1", "--warmup", "4", "--flat-latency-queries", "20",
                            "--out", str(tmp / "out.json")],
           check_index_types, defaults=("bench/results/index_types_n3000.json",)),
+    Smoke("bench_quality.py",
+          lambda tmp, fx: ["--survey", str(fx.survey), "--artifacts", str(fx.artifacts), "--top", "10",
+                           "--name", "smoke", "--out", str(tmp / "out.json")],
+          check_quality, defaults=("bench/results/quality_smoke.json",)),
     Smoke("bench_real_retrieval.py",
           lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
                            "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),
