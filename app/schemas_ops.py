@@ -36,6 +36,13 @@ class RankingResponse(BaseModel):
     note: str | None = Field(None, description="why the ranking is empty, when it is")
     known_left_out: int = Field(0, description="known lenses (the lens score's seeds) left out of this ranking; "
                                                "include_known=true lists them, flagged known_lens")
+    learned_from_votes: int | None = Field(None, description="learn=true: the lens / not_lens votes on this "
+                                           "version's objects the score was retrained with (null: the built score)")
+    until_vote: int | None = Field(None, description="learn=true: the last vote id the ranking saw; pass it back "
+                                   "as until_vote to get this very ranking again after more votes")
+    ranking_version: str = Field("", description="names this ranking: the index version, plus ':votes<=N' "
+                                 "for a ranking learned from votes")
+    hidden_voted: int = Field(0, description="hide_voted=true: objects left out because they already have a vote")
     items: list[RankedRecord]
 
 

@@ -93,6 +93,15 @@ class VotesStore:
                 conn.execute("DELETE FROM votes WHERE id = ?", (vote_id,))
         return "deleted"
 
+    def labelled(self, labels: tuple[str, ...], until_id: int | None = None) -> list[tuple[int, str, str]]:
+        """(vote id, object_id, label) of every vote with one of `labels` and id <= until_id (None: all),
+        oldest first: what a ranking learns from, fixed by the last vote id it saw."""
+        marks = ",".join("?" * len(labels))
+        with closing(self._connect()) as conn:
+            rows = conn.execute(f"SELECT id, object_id, label FROM votes WHERE label IN ({marks}) AND id <= ? "
+                                "ORDER BY id", [*labels, until_id if until_id is not None else 2**62]).fetchall()
+        return [(int(i), str(o), str(lab)) for i, o, lab in rows]
+
     def list(self, *, object_id: str | None = None, label: str | None = None, voter: str | None = None,
              limit: int = 50, offset: int = 0) -> tuple[int, list[Vote]]:
         """(number matching, one page of them oldest first) for the given filters (None = any)."""

@@ -119,11 +119,13 @@ def seed_similarity(embeddings: np.ndarray, seed_rows: np.ndarray) -> np.ndarray
 
 
 def lens_scores(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives: int = 5000,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, negative_rows: np.ndarray | None = None, negative_weight: float = 5.0) -> np.ndarray:
     """Probability-like lens score (N,) from known lens rows; NaN everywhere when none are known.
 
     Negatives are a random sample of the rest: with lenses at ~0.1-1 % of a survey, a random
     object is a non-lens with high probability (the unlabeled-as-negative assumption).
+    `negative_rows` are known non-lenses (a person said "not a lens"): always among the negatives,
+    each weighing `negative_weight` random ones, since they are the look-alikes the score confused.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -132,12 +134,14 @@ def lens_scores(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives:
         return np.full(n, np.nan, dtype=np.float32)
     rng = np.random.default_rng(seed)
     pos = np.unique(positive_rows)
-    candidates = np.setdiff1d(np.arange(n), pos)
+    told = np.setdiff1d(np.unique(negative_rows) if negative_rows is not None else np.zeros(0, np.int64), pos)
+    candidates = np.setdiff1d(np.arange(n), np.concatenate([pos, told]))
     neg = rng.choice(candidates, size=min(negatives, len(candidates)), replace=False)
-    x = embeddings[np.concatenate([pos, neg])].astype(np.float32)
-    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    x = embeddings[np.concatenate([pos, neg, told])].astype(np.float32)
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg) + len(told))])
+    w = np.concatenate([np.ones(len(pos) + len(neg)), np.full(len(told), negative_weight)])
     clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
-    clf.fit(x, y)
+    clf.fit(x, y, sample_weight=w)
     prob = np.empty(n, dtype=np.float32)
     for start in range(0, n, 65536):
         prob[start : start + 65536] = clf.predict_proba(embeddings[start : start + 65536].astype(np.float32))[:, 1]

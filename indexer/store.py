@@ -164,6 +164,13 @@ class IndexedSurvey:
     def row_of(self, object_id: str) -> int:
         return self.catalog.row_of(object_id)
 
+    def has_object(self, object_id: str) -> bool:
+        try:
+            self.catalog.row_of(object_id)
+        except UnknownObject:
+            return False
+        return True
+
     def derived(self, key: Hashable, build: Callable[[], T]) -> T:
         """What the service computes from this version on first use (ranking orders, the map payload,
         the loaded encoder), kept with the version and gone with it when a swap drops it: the read

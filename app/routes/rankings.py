@@ -3,18 +3,23 @@ two combined, and the best strong-lens candidates."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from indexer.scores import lens_scores
 from indexer.store import IndexedSurvey
 
 from ..deps import IndexDep
+from ..errors import ApiError
 from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
 from ..schemas import ERRORS, clean
 from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, RankedRecord, RankingResponse
+from ..votes_store import VotesStore
+from .votes import VotesDep
 
 router = APIRouter(prefix="/api/v1", tags=["rankings"])
 
@@ -27,23 +32,64 @@ def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
             "combined": store.combined}[kind]
 
 
-def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False) -> np.ndarray:
+def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False,
+                learned: Learned | None = None) -> np.ndarray:
     """Rows with a finite score, highest score first (ties: lower row first). The lens ranking leaves
     out the known lenses unless `include_known`; the anomaly ranking keeps every object."""
     include_known = include_known or kind != "lens"
 
     def order() -> np.ndarray:  # sorting 10^6 scores costs ~0.1 s, too much per page: once per version
-        scores = np.asarray(scores_of(store, kind), dtype=np.float64)
+        scores = np.asarray(learned.scores if learned else scores_of(store, kind), dtype=np.float64)
         keep = np.isfinite(scores) & (True if include_known else ~store.known_lens)
         rows = np.nonzero(keep)[0]
         return rows[np.argsort(-scores[rows], kind="stable")]
 
-    return store.derived(("ranking", kind, include_known), order)
+    return store.derived(("ranking", kind, include_known, learned.until if learned else None), order)
 
 
-def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False) -> RankingResponse:
-    order = ranked_rows(store, kind, include_known)
-    scores = scores_of(store, kind)
+@dataclass(frozen=True)
+class Learned:
+    """A lens score retrained from the votes up to vote `until`: positives the known lenses and the
+    objects voted "lens", negatives those voted "not_lens" (and a random sample, as at build)."""
+
+    scores: np.ndarray
+    until: int
+    n_votes: int
+    voted_rows: np.ndarray
+
+
+def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) -> Learned:
+    """The lens score as learned from the votes with id <= until_vote (None: every vote so far), built
+    once per (version, last vote) and kept with the version: paging and reloading cost nothing, and
+    a ranking named by its last vote is the same after more votes arrive."""
+    cast = votes.labelled(("lens", "not_lens"), until_vote)
+    until = until_vote if until_vote is not None else (cast[-1][0] if cast else 0)
+
+    def build() -> Learned:
+        latest: dict[str, str] = {}
+        for _, oid, label in cast:  # a later vote on the same object wins
+            latest[oid] = label
+        rows = {oid: store.row_of(oid) for oid in latest if store.has_object(oid)}
+        pos = np.array([r for oid, r in rows.items() if latest[oid] == "lens"], dtype=np.int64)
+        neg = np.array([r for oid, r in rows.items() if latest[oid] == "not_lens"], dtype=np.int64)
+        seeds = np.nonzero(store.known_lens)[0]
+        emb = np.asarray(store.embeddings, dtype=np.float32)
+        scores = lens_scores(emb, np.concatenate([seeds, pos]), negative_rows=neg,
+                             seed=int(store.manifest.get("settings", {}).get("seed", 0)))
+        return Learned(scores, until, len(rows), np.array(sorted(rows.values()), dtype=np.int64))
+
+    return store.derived(("learned-lens", until), build)
+
+
+def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,
+            learned: Learned | None = None, hide_voted: np.ndarray | None = None) -> RankingResponse:
+    order = ranked_rows(store, kind, include_known, learned)
+    scores = learned.scores if learned else scores_of(store, kind)
+    hidden = 0
+    if hide_voted is not None and len(hide_voted):
+        keep = ~np.isin(order, hide_voted)
+        hidden = int((~keep).sum())
+        order = order[keep]
     page = order[offset : offset + limit]
     items = [RankedRecord(**{k: clean(v) for k, v in store.record(int(row)).items() if k != "healpix"},
                           score=float(scores[row]), rank=offset + i + 1, known_lens=bool(store.known_lens[row]))
@@ -58,8 +104,15 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                    if kind == "lens" else ""))
     elif not items:
         note = f"offset {offset} is past the end of the ranking ({len(order)} objects)"
+    if learned is not None:
+        described = (f"lens score retrained from {learned.n_votes} lens / not_lens votes (up to vote "
+                     f"{learned.until}) and the {int(store.known_lens.sum())} known lenses")
     return RankingResponse(version=store.version, ranking=kind, description=described, total=int(len(order)),
-                           limit=limit, offset=offset, note=note, known_left_out=left_out, items=items)
+                           limit=limit, offset=offset, note=note, known_left_out=left_out,
+                           learned_from_votes=learned.n_votes if learned else None,
+                           until_vote=learned.until if learned else None,
+                           ranking_version=store.version + (f":votes<={learned.until}" if learned else ""),
+                           hidden_voted=hidden, items=items)
 
 
 def respond(store: IndexedSurvey, body: RankingResponse, fmt: Format, name: str) -> RankingResponse | Response:
@@ -103,12 +156,31 @@ def combined(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: Format
 
 @router.get("/rankings/lenses", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the best strong-lens candidates, highest score first")})
-def lenses(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json",
+def lenses(store: IndexDep, votes: VotesDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json",
            include_known: Annotated[bool, Query(description="also list the known lenses the score was trained "
-                                                            "from (flagged known_lens)")] = False) -> Any:
+                                                            "from (flagged known_lens)")] = False,
+           learn: Annotated[bool, Query(description="retrain the score from the votes: objects voted lens join "
+                                                    "the known lenses, those voted not_lens become negatives")] = False,
+           until_vote: Annotated[int | None, Query(ge=0, le=2**62, description=(
+               "learn=true: use only the votes up to this vote id (the until_vote of an earlier answer gives "
+               "that ranking again)"))] = None,
+           hide_voted: Annotated[bool, Query(description="leave out objects that already have a lens / not_lens "
+                                                         "vote")] = False) -> Any:
     """The best strong-lens candidates (classifier on frozen embeddings trained from known lenses),
     highest score first. The known lenses themselves score highest and are no discovery: they are
     left out unless include_known=true (then flagged `known_lens`), and `known_left_out` counts them.
     Objects without a lens score are left out; a version built without known lenses has none, and
     answers an empty list with a note saying so."""
-    return respond(store, ranking(store, "lens", limit, offset, include_known), fmt, "lenses")
+    if until_vote is not None and not learn:
+        raise ApiError(422, "invalid_parameter", "until_vote applies to a ranking learned from votes: add learn=true")
+    learned = None
+    if learn:
+        if not store.known_lens.any() and not votes.labelled(("lens",), until_vote):
+            raise ApiError(422, "nothing_to_learn", "no known lenses in this version and no lens votes yet: "
+                           "vote some objects 'lens' first")
+        learned = learn_lens(store, votes, until_vote)
+    voted = None
+    if hide_voted:
+        oids = {oid for _, oid, _ in votes.labelled(("lens", "not_lens"), until_vote)}
+        voted = np.array(sorted(store.row_of(o) for o in oids if store.has_object(o)), dtype=np.int64)
+    return respond(store, ranking(store, "lens", limit, offset, include_known, learned, voted), fmt, "lenses")

@@ -3,7 +3,7 @@
 // index.html loads this file as a classic script; it pulls the ES modules under /static/js in
 // with import() (no build step), and the map module only when the map tab first opens.
 // The search lives in the address (?q=…&k=…&z_min=…&z_max=…&mag_max=…), the tab in the hash
-// (#search, #anomalies/2, #lenses, #map). Timing marks (performance.now(), ms since navigation)
+// (#search, #anomalies/2, #artifacts, #lenses, #map). Timing marks (performance.now(), ms since navigation)
 // go to window.__skysift.marks for tests and bench/bench_explorer.py.
 "use strict";
 
@@ -48,7 +48,9 @@ window.__skysift = { marks: {}, ready: false, map: null };
   });
   let surveyInfo = null;  // GET /api/v1/version, for the landing view
   const rankings = {
-    anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", label: "most anomalous objects", votes,
+    anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", label: "most unusual objects", votes,
+      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+    artifacts: new Ranking($("#panel-artifacts"), { kind: "artifacts", label: "likely artifacts", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
     lenses: new Ranking($("#panel-lenses"), { kind: "lenses", label: "strong-lens candidates", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
@@ -85,7 +87,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
   }
 
   // ---- tabs (the hash is the source of truth)
-  const TABS = ["search", "anomalies", "lenses", "map"];
+  const TABS = ["search", "anomalies", "artifacts", "lenses", "map"];
   function showTab() {
     const [name, page] = location.hash.replace(/^#/, "").split("/");
     const tab = TABS.includes(name) ? name : "search";

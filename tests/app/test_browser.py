@@ -265,7 +265,7 @@ def test_cards_link_outside_cutouts_take_a_stretch_and_result_lists_download(pag
     answer = page.request.get(f"{live_server}{votable}")
     assert answer.ok and answer.headers["content-type"].startswith("application/x-votable+xml")
 
-    page.get_by_role("tab", name="Anomalies").click()  # a ranking page downloads too
+    page.get_by_role("tab", name="Unusual objects").click()  # a ranking page downloads too
     link = page.locator("#panel-anomalies .downloads").get_by_role("link", name="CSV")
     expect(link).to_have_attribute("href", "/api/v1/rankings/anomalies?limit=24&offset=0&format=csv")
     ranked = page.request.get(f"{live_server}{link.get_attribute('href')}").text().splitlines()
@@ -344,7 +344,7 @@ def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str,
     page.goto("/#anomalies")
     grid = "#panel-anomalies .grid"
     expect(page.locator(f"{grid} .card")).to_have_count(24)
-    expect(page.get_by_role("tab", name="Anomalies")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Unusual objects")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#panel-anomalies .page-info")).to_contain_text("page 1 of 10")
     first = page.locator(f"{grid} .card").first
     oid = first.get_attribute("data-object-id")
@@ -373,6 +373,20 @@ def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str,
     assert page.url.endswith("#anomalies/2")
     page.get_by_role("tab", name="Lens candidates").click()
     expect(page.locator("#panel-lenses")).to_be_visible()
+
+
+def test_the_artifact_tab_lists_the_broken_stamps_first_and_names_the_detector(page: Page, store: IndexedSurvey) -> None:
+    page.goto("/#artifacts")
+    grid = "#panel-artifacts .grid"
+    expect(page.locator(f"{grid} .card")).to_have_count(24)
+    expect(page.get_by_role("tab", name="Artifacts")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-artifacts .about")).to_contain_text("data quality from the pixels")
+    first = page.locator(f"{grid} .card").first
+    oid = first.get_attribute("data-object-id")
+    row = store.row_of(oid)
+    assert row == int(np.nanargmax(store.quality))  # the highest quality score comes first
+    assert str(store.catalog["artifact_kind"][row]) != ""  # and it is one of the injected artifacts
+    expect(first).to_contain_text(f"· {store.quality_flag[row]}")
 
 
 def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey, shots_dir: Path) -> None:
@@ -488,7 +502,7 @@ def test_search_from_here_on_each_tab_after_an_earlier_search(page: Page, store:
     earlier = str(store.catalog["object_id"][0])
     page.goto(f"/?q={earlier}&k=6")
     expect(page.locator(CARDS).first).to_have_attribute("data-object-id", earlier)
-    page.get_by_role("tab", name={"anomalies": "Anomalies", "lenses": "Lens candidates", "map": "Map"}[tab]).click()
+    page.get_by_role("tab", name={"anomalies": "Unusual objects", "lenses": "Lens candidates", "map": "Map"}[tab]).click()
     panel = page.get_by_role("dialog")
     if tab == "map":
         page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
@@ -508,7 +522,7 @@ def test_search_from_here_on_each_tab_after_an_earlier_search(page: Page, store:
     if tab == "map":
         return
     # Enter on a focused card of the ranking, after that search
-    page.get_by_role("tab", name={"anomalies": "Anomalies", "lenses": "Lens candidates"}[tab]).click()
+    page.get_by_role("tab", name={"anomalies": "Unusual objects", "lenses": "Lens candidates"}[tab]).click()
     grid = page.locator(f"#panel-{tab} .grid .card")
     ids = card_ids(page, f"#panel-{tab} .grid .card")
     other = next(i for i in ids if i not in (earlier, picked))

@@ -170,3 +170,42 @@ def test_combined_ranking_is_the_larger_robust_z_of_both_scores(client: TestClie
     assert body.status_code == 200 and body.headers["content-type"].startswith("text/csv")
     rows = body.text.strip().splitlines()
     assert len(rows) == 6 and "quality_score" in rows[0]
+
+
+def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(lens_artifacts: Path,
+                                                                               tmp_path: Path) -> None:
+    settings = ServiceSettings(artifacts=lens_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+    with TestClient(create_app(settings)) as c:
+        def lenses(**params):
+            r = c.get("/api/v1/rankings/lenses", params={"limit": 500, **params})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        built = lenses()
+        assert built["learned_from_votes"] is None and built["ranking_version"] == built["version"]
+        none = lenses(learn="true")
+        assert none["learned_from_votes"] == 0 and none["until_vote"] == 0
+        assert none["ranking_version"] == f"{built['version']}:votes<=0"
+
+        ids = [i["object_id"] for i in none["items"]]
+        top, riser = ids[0], ids[len(ids) // 2]
+        for oid, label in ((top, "not_lens"), (riser, "lens")):
+            assert c.post("/api/v1/votes", json={"object_id": oid, "label": label, "voter": "ada"}).status_code == 201
+        learned = lenses(learn="true")
+        assert learned["learned_from_votes"] == 2 and learned["until_vote"] == 2
+        assert "retrained from 2 lens / not_lens votes" in learned["description"]
+        rank = {i["object_id"]: i["rank"] for i in learned["items"]}
+        assert rank[top] > 1  # voted not a lens: no longer first
+        assert rank[riser] < len(ids) // 2 + 1  # voted a lens: rises
+
+        # one more vote: the ranking named by until_vote=2 stays what it was
+        assert c.post("/api/v1/votes", json={"object_id": ids[1], "label": "not_lens"}).status_code == 201
+        again = lenses(learn="true", until_vote=2)
+        assert again["items"] == learned["items"] and again["ranking_version"] == learned["ranking_version"]
+        assert lenses(learn="true")["learned_from_votes"] == 3
+
+        hidden = lenses(learn="true", hide_voted="true")
+        assert hidden["hidden_voted"] == 3 and not {top, riser, ids[1]} & {i["object_id"] for i in hidden["items"]}
+
+        bad = c.get("/api/v1/rankings/lenses", params={"until_vote": 2})
+        assert bad.status_code == 422 and "learn=true" in bad.json()["detail"]

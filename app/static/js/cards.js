@@ -43,9 +43,10 @@ export const recordOf = (el) => records.get(el);
 
 /**
  * One card. rec: an ObjectRecord with optional distance/rank (search) or score/rank (rankings).
- * opts.role: "query" | "neighbour" | "ranked" | "example" (landing); opts.extra: a node appended (vote buttons).
+ * opts.role: "query" | "neighbour" | "ranked" | "example" (landing); opts.extra: a node appended (vote buttons);
+ * opts.flag: name the data-quality detector on a ranked card (the artifact list).
  */
-export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
+export function makeCard(rec, { role = "neighbour", extra = null, flag = false } = {}) {
   const el = document.createElement("li");
   el.className = `card ${role}`;
   el.tabIndex = -1;
@@ -69,7 +70,10 @@ export function makeCard(rec, { role = "neighbour", extra = null } = {}) {
   const head = document.createElement("div");
   head.className = "meta head";
   if (role === "query") head.textContent = "query";
-  else if (role === "ranked") head.textContent = `#${rec.rank} · score ${fmt(rec.score)}` + (rec.known_lens ? " · known lens" : "");
+  else if (role === "ranked") {
+    head.textContent = `#${rec.rank} · score ${fmt(rec.score)}` + (rec.known_lens ? " · known lens" : "")
+      + (flag && rec.quality_flag ? ` · ${rec.quality_flag}` : "");
+  }
   else if (role === "example") head.textContent = `anomaly rank #${rec.rank}`;
   else head.textContent = `#${rec.rank} · distance ${fmt(rec.distance, 4)}`;
 

@@ -1,4 +1,4 @@
-// A ranking tab (anomalies or lens candidates): pages of cards with their score and vote buttons.
+// A ranking tab (unusual objects, artifacts or lens candidates): pages of cards with their score and vote buttons.
 // The page number lives in the address (#anomalies/2), so a page can be shared and reloaded.
 
 import { getJSON } from "./api.js";
@@ -6,7 +6,7 @@ import { fillGrid, installGrid, makeCard } from "./cards.js";
 import { downloadLinks } from "./lists.js";
 
 export class Ranking {
-  /** kind: "anomalies" | "lenses" (the route and the tab's hash). */
+  /** kind: "anomalies" | "artifacts" | "lenses" (the route and the tab's hash). */
   constructor(section, { kind, label, votes, onOpen, onSearch, onError, pageSize = 24 }) {
     this.section = section;
     this.kind = kind;
@@ -69,7 +69,8 @@ export class Ranking {
       const note = this.section.querySelector(".note");
       note.hidden = !body.note;
       note.textContent = body.note || "";
-      const cards = body.items.map((rec) => makeCard(rec, { role: "ranked", extra: this.votes.buttons(rec.object_id) }));
+      const cards = body.items.map((rec) => makeCard(rec, { role: "ranked", flag: this.kind === "artifacts",
+        extra: this.votes.buttons(rec.object_id) }));
       fillGrid(this.grid, cards);
       window.__skysift.marks[`${this.kind}RenderedMs`] = performance.now();
       await this.votes.load(body.items.map((r) => r.object_id));
