@@ -375,7 +375,8 @@ def test_votes_in_the_anomaly_tab_survive_a_reload(page: Page, live_server: str,
     expect(page.locator("#panel-lenses")).to_be_visible()
 
 
-def test_the_artifact_tab_lists_the_broken_stamps_first_and_names_the_detector(page: Page, store: IndexedSurvey) -> None:
+def test_the_artifact_tab_lists_the_broken_stamps_first_and_names_the_detector(page: Page,
+                                                                               store: IndexedSurvey) -> None:
     page.goto("/#artifacts")
     grid = "#panel-artifacts .grid"
     expect(page.locator(f"{grid} .card")).to_have_count(24)
@@ -502,7 +503,8 @@ def test_search_from_here_on_each_tab_after_an_earlier_search(page: Page, store:
     earlier = str(store.catalog["object_id"][0])
     page.goto(f"/?q={earlier}&k=6")
     expect(page.locator(CARDS).first).to_have_attribute("data-object-id", earlier)
-    page.get_by_role("tab", name={"anomalies": "Unusual objects", "lenses": "Lens candidates", "map": "Map"}[tab]).click()
+    names = {"anomalies": "Unusual objects", "lenses": "Lens candidates", "map": "Map"}
+    page.get_by_role("tab", name=names[tab]).click()
     panel = page.get_by_role("dialog")
     if tab == "map":
         page.wait_for_function("() => window.__skysift.marks.mapDrawnMs > 0")
