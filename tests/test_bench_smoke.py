@@ -81,6 +81,12 @@ def check_quality(res: dict[str, Any]) -> None:
         assert all(0.0 <= v <= 1.0 for v in row.values()) and "all artifacts" in row
 
 
+def check_vote_retrain(res: dict[str, Any]) -> None:
+    secs = res["seconds"]
+    positive(secs["built_score"]["median"], secs["learned_from_votes"]["median"], secs["seed_similarity"]["median"],
+             res["ratio_learned_to_seed_similarity"])
+
+
 def check_encode(res: dict[str, Any]) -> None:
     m = res["metrics"]
     positive(res["settings"]["n_objects"], m["bare_objects_per_s"], m["e2e_objects_per_s"],
@@ -181,6 +187,9 @@ SMOKES = [
           lambda tmp, fx: ["--survey", str(fx.survey), "--artifacts", str(fx.artifacts), "--top", "10",
                            "--name", "smoke", "--out", str(tmp / "out.json")],
           check_quality, defaults=("bench/results/quality_smoke.json",)),
+    Smoke("bench_vote_retrain.py",
+          lambda tmp, fx: ["--n", "3000", "--dim", "16", "--repeats", "1", "--out", str(tmp / "out.json")],
+          check_vote_retrain, defaults=("bench/results/vote_retrain_n3000.json",)),
     Smoke("bench_real_retrieval.py",
           lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
                            "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),

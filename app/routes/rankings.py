@@ -73,8 +73,8 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
         pos = np.array([r for oid, r in rows.items() if latest[oid] == "lens"], dtype=np.int64)
         neg = np.array([r for oid, r in rows.items() if latest[oid] == "not_lens"], dtype=np.int64)
         seeds = np.nonzero(store.known_lens)[0]
-        emb = np.asarray(store.embeddings, dtype=np.float32)
-        scores = lens_scores(emb, np.concatenate([seeds, pos]), negative_rows=neg,
+        # the float16 memory map as it is: lens_scores reads it in blocks (no float32 copy of the survey)
+        scores = lens_scores(store.embeddings, np.concatenate([seeds, pos]), negative_rows=neg,
                              seed=int(store.manifest.get("settings", {}).get("seed", 0)))
         return Learned(scores, until, len(rows), np.array(sorted(rows.values()), dtype=np.int64))
 
