@@ -61,7 +61,7 @@ def encoder_for(store: IndexedSurvey) -> tuple[Encoder, ModelCard]:
 
 def stamp_size(store: IndexedSurvey, card: ModelCard) -> int:
     """Side of the survey's stamps (what the index was built from), else the model's input."""
-    shape = store.manifest.get("survey", {}).get("image_shape")
+    shape = store.info.survey.image_shape
     return int(shape[-1]) if shape else card.preprocess.input_size_px
 
 

@@ -190,7 +190,7 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
                 cat["artifact_kind"],
                 rare_classes=s.rare_classes,
                 top_k=s.anomaly_top_k,
-                description=store.manifest["scores"]["anomaly"],
+                description=store.info.describe("anomaly") or "",
                 log=log,
             )
             # the pixel data-quality score and the combined list, on the same truth (versions built
@@ -201,7 +201,7 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
                     log(f"  {name} score:")
                     others[name] = run_anomalies(score, classes, cat["artifact_kind"], rare_classes=s.rare_classes,
                                                  top_k=s.anomaly_top_k,
-                                                 description=store.manifest["scores"].get(name, ""), log=log)
+                                                 description=store.info.describe(name) or "", log=log)
             tasks[task]["other_scores"] = others
         elif task == "retrieval":
             tasks[task] = _retrieval(store, emb, classes, encoder, card, s, log)
@@ -325,14 +325,14 @@ def _finetune(
 
 
 def _version_info(store: IndexedSurvey, card: Any) -> dict[str, Any]:
-    m = store.manifest
+    m = store.info
     return {
         "dir": str(store.dir),
         "version": store.version,
         "n_objects": len(store),
         "embedding_dim": int(store.embeddings.shape[1]),
-        "index": {k: m["index"].get(k) for k in ("factory", "recall_at_10")},
-        "scores": m.get("scores", {}),
+        "index": {"factory": m.index.factory, "recall_at_10": m.index.recall_at_10},
+        "scores": m.scores,
         "encoder": {
             "weights_sha256": card.weights_sha256,
             "backbone": card.backbone,

@@ -33,12 +33,12 @@ from astropy_healpix import HEALPix
 from survey.catalog import Catalog
 from survey.errors import UnknownObject
 from survey.native import NativeSurvey
-from survey.units import SurveyUnits
 
 from . import index_types
 from .artifacts import current_dir, read_manifest, validate
 from .errors import ArtifactMismatch
 from .footprint import sky_footprint
+from .manifest import Manifest
 
 EXACT_SUBSET_MAX = 200_000  # filtered subsets up to this size are searched exactly
 OVERFETCH_MARGIN = 2.0  # fetch this many times the expected number of hits needed
@@ -80,8 +80,9 @@ class IndexedSurvey:
         self._derived: dict[Hashable, Any] = {}
         self._derived_lock = threading.Lock()
         self.manifest = validate(self.dir, check_hashes=check_hashes) if check_hashes else read_manifest(self.dir)
+        self.info = Manifest.model_validate(self.manifest)  # the typed read every consumer uses
         m = self.manifest
-        self.version: str = m["version"]
+        self.version: str = self.info.version
         self.catalog = Catalog.from_arrow(pq.read_table(self.dir / "catalog.parquet"))
         # Objects whose position is unknown (ra/dec NaN, e.g. an image folder without a catalogue)
         # are in no cone and never the nearest object to a position.
@@ -105,21 +106,21 @@ class IndexedSurvey:
                              if "quality_flag" in scores.column_names else np.full(len(self.lens), None, dtype=object))
         self.combined = (scores.column("combined_score").to_numpy() if "combined_score" in scores.column_names
                          else nan)
-        self.redshift_column = m.get("columns", {}).get("redshift", "z")
-        self.magnitude_column = m.get("columns", {}).get("magnitude", "mag_r")
-        hp = m.get("healpix", {"nside": 256})
-        self.healpix = HEALPix(nside=hp["nside"], order="nested")
-        self._survey_root = Path(survey_root) if survey_root else Path(m["survey"]["path"])
+        info = self.info
+        self.redshift_column = info.columns.get("redshift", "z")
+        self.magnitude_column = info.columns.get("magnitude", "mag_r")
+        self.healpix = HEALPix(nside=int(info.healpix.get("nside", 256)), order="nested")
+        self._survey_root = Path(survey_root) if survey_root else Path(info.survey.path)
         self._survey: NativeSurvey | None = None
-        self.bands = tuple(m["survey"]["bands"])
-        self.pixel_scale_arcsec = float(m["survey"]["pixel_scale_arcsec"])
+        self.bands = info.survey.bands
+        self.pixel_scale_arcsec = info.survey.pixel_scale_arcsec
         # What the survey's pixel values mean (survey.units); versions built before units were recorded
         # have none, and their encoder's own levels apply.
-        self.units = SurveyUnits.model_validate(m["survey"]["units"]) if "units" in m["survey"] else None
-        self.source_pixel_scale_arcsec = float(m["survey"].get("source_pixel_scale_arcsec", self.pixel_scale_arcsec))
+        self.units = info.survey.units
+        self.source_pixel_scale_arcsec = info.survey.source_pixel_scale_arcsec or self.pixel_scale_arcsec
         self._map: np.ndarray | None = None
-        if "map" in m:
-            self._map = np.load(self.dir / m["map"]["file"], mmap_mode="r")
+        if info.map is not None:
+            self._map = np.load(self.dir / info.map.file, mmap_mode="r")
             if self._map.shape != (m["n_objects"], 2):
                 raise ArtifactMismatch(f"{self.dir}: map of shape {self._map.shape} for {m['n_objects']} objects")
 
@@ -142,7 +143,7 @@ class IndexedSurvey:
 
     @property
     def map_method(self) -> str | None:
-        return self.manifest["map"]["method"] if "map" in self.manifest else None
+        return self.info.map.method if self.info.map is not None else None
 
     @property
     def encoder_dir(self) -> Path:
@@ -150,7 +151,7 @@ class IndexedSurvey:
 
     @property
     def weights_sha256(self) -> str:
-        return self.manifest["encoder"]["weights_sha256"]
+        return self.info.encoder.weights_sha256
 
     def check_encoder(self, weights_sha256: str) -> None:
         """Refuse query vectors made by another encoder than the one that built this version."""

@@ -61,7 +61,7 @@ def cutout_fits(object_id: ObjectId, store: IndexDep) -> Response:
 def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
     """WCS and provenance cards for one object's stamp; shape from the manifest's image_shape."""
     rec = store.record(row)
-    c, h, w = store.manifest["survey"].get("image_shape") or store.images([row])[0].shape
+    c, h, w = store.info.survey.image_shape or store.images([row])[0].shape
     scale_deg = store.pixel_scale_arcsec / 3600.0
     unit = ",".join(sorted({b.units for b in store.units.per_band})) if store.units else "nanomaggy"
     hdr = fits.Header()
@@ -80,7 +80,7 @@ def fits_header(store: IndexedSurvey, row: int) -> fits.Header:
         ("BANDS", ",".join(store.bands), "band of each plane, axis 3 order"),
     ]
     cards += [(f"BAND{i + 1}", b, f"band of plane {i + 1}") for i, b in enumerate(store.bands)]
-    cards += [("SURVEY", _ascii(str(store.manifest["survey"].get("name", ""))), ""),
+    cards += [("SURVEY", _ascii(store.info.survey.name), ""),
               ("SKYVER", store.version, "skysift index version"),
               ("ORIGIN", "skysift", "")]
     positioned = bool(np.isfinite(rec["ra"]) and np.isfinite(rec["dec"]))

@@ -32,8 +32,9 @@ def version(store: IndexDep) -> dict[str, Any]:
     """Summary of the manifest of the version being served, and the survey's sky footprint: the
     RA-Dec box of its positioned objects (ra_min_deg > ra_max_deg when it runs through RA 0), or
     null when no object has a position."""
-    m = store.manifest
-    return {"version": m["version"], "created": m["created"], "n_objects": m["n_objects"],
-            "embedding_dim": m["embedding_dim"], "index": m["index"], "encoder": m["encoder"],
-            "survey": {k: m["survey"][k] for k in ("name", "bands", "pixel_scale_arcsec")},
-            "footprint": store.footprint, "code_version": m.get("code_version")}
+    m = store.info
+    return {"version": m.version, "created": m.created, "n_objects": m.n_objects,
+            "embedding_dim": m.embedding_dim, "index": m.index.model_dump(), "encoder": m.encoder.model_dump(),
+            "survey": {"name": m.survey.name, "bands": list(m.survey.bands),
+                       "pixel_scale_arcsec": m.survey.pixel_scale_arcsec},
+            "footprint": store.footprint, "code_version": m.code_version}

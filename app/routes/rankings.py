@@ -14,7 +14,6 @@ from indexer.scores import lens_scores
 from indexer.store import IndexedSurvey
 
 from ..deps import IndexDep
-from ..errors import ApiError
 from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
 from ..schemas import ERRORS, clean
 from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, RankedRecord, RankingResponse
@@ -73,9 +72,11 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
         pos = np.array([r for oid, r in rows.items() if latest[oid] == "lens"], dtype=np.int64)
         neg = np.array([r for oid, r in rows.items() if latest[oid] == "not_lens"], dtype=np.int64)
         seeds = np.nonzero(store.known_lens)[0]
+        if not len(seeds) and not len(pos):  # nothing to learn from: no scores, an empty list with a note
+            return Learned(np.full(len(store), np.nan), until, len(rows), np.array(sorted(rows.values()), np.int64))
         # the float16 memory map as it is: lens_scores reads it in blocks (no float32 copy of the survey)
         scores = lens_scores(store.embeddings, np.concatenate([seeds, pos]), negative_rows=neg,
-                             seed=int(store.manifest.get("settings", {}).get("seed", 0)))
+                             seed=int(store.info.settings.get("seed", 0)))
         return Learned(scores, until, len(rows), np.array(sorted(rows.values()), dtype=np.int64))
 
     return store.derived(("learned-lens", until), build)
@@ -95,7 +96,7 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                           score=float(scores[row]), rank=offset + i + 1, known_lens=bool(store.known_lens[row]))
              for i, row in enumerate(page)]
     left_out = 0 if include_known or kind != "lens" else int((store.known_lens & np.isfinite(scores)).sum())
-    described = store.manifest.get("scores", {}).get(kind)
+    described = store.info.describe(kind)
     note = None
     if not len(order):
         note = (f"version {store.version} has no {kind} scores"
@@ -104,6 +105,9 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                    if kind == "lens" else ""))
     elif not items:
         note = f"offset {offset} is past the end of the ranking ({len(order)} objects)"
+    if learned is not None and not len(order):
+        note = (f"nothing to learn a lens score from: version {store.version} has no known lenses and no object "
+                f"is voted 'lens' (up to vote {learned.until}); vote some first")
     if learned is not None:
         described = (f"lens score retrained from {learned.n_votes} lens / not_lens votes (up to vote "
                      f"{learned.until}) and the {int(store.known_lens.sum())} known lenses")
@@ -162,8 +166,8 @@ def lenses(store: IndexDep, votes: VotesDep, limit: Limit = 50, offset: Offset =
            learn: Annotated[bool, Query(description="retrain the score from the votes: objects voted lens join "
                                                     "the known lenses, those voted not_lens become negatives")] = False,
            until_vote: Annotated[int | None, Query(ge=0, le=2**62, description=(
-               "learn=true: use only the votes up to this vote id (the until_vote of an earlier answer gives "
-               "that ranking again)"))] = None,
+               "learn from the votes up to this vote id only (implies learn=true; the until_vote of an earlier "
+               "answer gives that ranking again)"))] = None,
            hide_voted: Annotated[bool, Query(description="leave out objects that already have a lens / not_lens "
                                                          "vote")] = False) -> Any:
     """The best strong-lens candidates (classifier on frozen embeddings trained from known lenses),
@@ -171,13 +175,8 @@ def lenses(store: IndexDep, votes: VotesDep, limit: Limit = 50, offset: Offset =
     left out unless include_known=true (then flagged `known_lens`), and `known_left_out` counts them.
     Objects without a lens score are left out; a version built without known lenses has none, and
     answers an empty list with a note saying so."""
-    if until_vote is not None and not learn:
-        raise ApiError(422, "invalid_parameter", "until_vote applies to a ranking learned from votes: add learn=true")
     learned = None
-    if learn:
-        if not store.known_lens.any() and not votes.labelled(("lens",), until_vote):
-            raise ApiError(422, "nothing_to_learn", "no known lenses in this version and no lens votes yet: "
-                           "vote some objects 'lens' first")
+    if learn or until_vote is not None:  # naming a learned ranking's last vote asks for that ranking
         learned = learn_lens(store, votes, until_vote)
     voted = None
     if hide_voted:

@@ -207,5 +207,15 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
         hidden = lenses(learn="true", hide_voted="true")
         assert hidden["hidden_voted"] == 3 and not {top, riser, ids[1]} & {i["object_id"] for i in hidden["items"]}
 
-        bad = c.get("/api/v1/rankings/lenses", params={"until_vote": 2})
-        assert bad.status_code == 422 and "learn=true" in bad.json()["detail"]
+        assert lenses(until_vote=2)["items"] == learned["items"]  # until_vote alone names the learned ranking
+
+
+def test_learning_with_nothing_to_learn_from_is_an_empty_list_with_a_note(tiny_artifacts: Path, tmp_path: Path) -> None:
+    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+    with TestClient(create_app(settings)) as c:
+        body = c.get("/api/v1/rankings/lenses", params={"learn": "true"}).json()
+        assert body["total"] == 0 and body["items"] == [] and "nothing to learn" in body["note"]
+        oid = str(IndexedSurvey.open_current(tiny_artifacts).catalog["object_id"][3])
+        assert c.post("/api/v1/votes", json={"object_id": oid, "label": "lens"}).status_code == 201
+        body = c.get("/api/v1/rankings/lenses", params={"learn": "true", "include_known": "true"}).json()
+        assert body["learned_from_votes"] == 1 and body["total"] > 0 and body["items"][0]["object_id"] == oid
