@@ -340,7 +340,7 @@ def _version_info(store: IndexedSurvey, card: Any) -> dict[str, Any]:
             "produced_by": card.produced_by,
             "trained_on": card.training.get("data", {}),
         },
-        "survey": m.get("survey", {}),
+        "survey": m.survey.model_dump(mode="json"),
     }
 
 

@@ -68,6 +68,7 @@ class Manifest(_Part):
     healpix: dict[str, Any] = Field(default_factory=lambda: {"nside": 256, "order": "nested"})
     map: MapPart | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, Any] = Field(default_factory=dict)  # every file's bytes and sha256 (artifacts.validate)
 
     def describe(self, ranking: str) -> str | None:
         """The words the manifest has for a ranking's score, or None."""
