@@ -18,7 +18,8 @@ def test_a_published_version_reads_into_the_typed_manifest(tiny_artifacts: Path)
     raw = read_manifest(current_dir(tiny_artifacts))
     m = Manifest.model_validate(raw)
     assert m.version == raw["version"] and m.n_objects == raw["n_objects"] == 240
-    assert m.survey.bands == tuple(raw["survey"]["bands"]) and m.survey.image_shape == tuple(raw["survey"]["image_shape"])
+    assert m.survey.bands == tuple(raw["survey"]["bands"])
+    assert m.survey.image_shape == tuple(raw["survey"]["image_shape"])
     assert m.survey.units is not None and m.survey.units.bands == m.survey.bands
     assert m.encoder.weights_sha256 == raw["encoder"]["weights_sha256"]
     assert m.map is not None and m.map.method == raw["map"]["method"]
