@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from indexer.scores import lens_scores
-from indexer.store import IndexedSurvey
+from indexer.store import Filters, IndexedSurvey
 
 from ..deps import IndexDep
 from ..formats import Format, FormatQuery, column_kinds, columns_of, list_responses, record_columns, table_response
 from ..schemas import ERRORS, clean
 from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, RankedRecord, RankingResponse
 from ..votes_store import VotesStore
+from .objects import REGION, make_filters
 from .votes import VotesDep
 
 router = APIRouter(prefix="/api/v1", tags=["rankings"])
@@ -25,6 +26,21 @@ router = APIRouter(prefix="/api/v1", tags=["rankings"])
 Kind = Literal["anomaly", "lens", "artifact", "combined"]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
+
+def ranking_filters(
+    z_min: Annotated[float | None, Query(ge=0, le=20, description="keep objects with z >= z_min")] = None,
+    z_max: Annotated[float | None, Query(ge=0, le=20, description="keep objects with z <= z_max")] = None,
+    mag_max: Annotated[float | None, Query(ge=-10, le=40, description="keep objects at most this faint")] = None,
+    ra: Annotated[float | None, Query(ge=0, lt=360, description=f"sky-region centre, deg ICRS. {REGION}")] = None,
+    dec: Annotated[float | None, Query(ge=-90, le=90, description=f"sky-region centre, deg ICRS. {REGION}")] = None,
+    radius: Annotated[float | None, Query(gt=0, le=180, description=f"sky-region radius, deg. {REGION}")] = None,
+) -> Filters:
+    """The filters of similarity search, on a ranking: checked by the same make_filters."""
+    return make_filters(None, z_min, z_max, mag_max, 1, 1, ra, dec, radius)[1]
+
+
+FiltersDep = Annotated[Filters, Depends(ranking_filters)]
+
 
 def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
     return {"anomaly": store.anomaly, "lens": store.lens, "artifact": store.quality,
@@ -83,9 +99,13 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
 
 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,
-            learned: Learned | None = None, hide_voted: np.ndarray | None = None) -> RankingResponse:
+            learned: Learned | None = None, hide_voted: np.ndarray | None = None,
+            filters: Filters | None = None) -> RankingResponse:
     order = ranked_rows(store, kind, include_known, learned)
     scores = learned.scores if learned else scores_of(store, kind)
+    mask = store.filter_mask(filters) if filters is not None else None
+    if mask is not None:  # the same z, magnitude and sky-region filters as a similarity search
+        order = order[mask[order]]
     hidden = 0
     if hide_voted is not None and len(hide_voted):
         keep = ~np.isin(order, hide_voted)
@@ -134,33 +154,37 @@ def respond(store: IndexedSurvey, body: RankingResponse, fmt: Format, name: str)
 
 @router.get("/rankings/anomalies", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the most anomalous objects, highest score first")})
-def anomalies(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+def anomalies(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+              fmt: FormatQuery = "json") -> Any:
     """The most anomalous objects (mean cosine distance to their nearest neighbours in embedding
     space: objects in sparse regions of the representation), highest score first."""
-    return respond(store, ranking(store, "anomaly", limit, offset), fmt, "anomalies")
+    return respond(store, ranking(store, "anomaly", limit, offset, filters=filters), fmt, "anomalies")
 
 
 @router.get("/rankings/artifacts", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the stamps most likely to hold broken pixels, highest score first")})
-def artifacts(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+def artifacts(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+              fmt: FormatQuery = "json") -> Any:
     """The stamps most likely to hold broken pixels: cosmic rays, dead or hot columns, saturation,
     satellite trails, ghosts. The score is the largest robust z-score of five pixel detectors, each
     record's `quality_flag` names the one that fired. Versions built before the detectors have none
     and answer an empty list with a note."""
-    return respond(store, ranking(store, "artifact", limit, offset), fmt, "artifacts")
+    return respond(store, ranking(store, "artifact", limit, offset, filters=filters), fmt, "artifacts")
 
 
 @router.get("/rankings/combined", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("broken pixels or unusual objects, highest score first")})
-def combined(store: IndexDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json") -> Any:
+def combined(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+             fmt: FormatQuery = "json") -> Any:
     """Anything odd: per object the larger of the anomaly score's and the data-quality score's robust
     z-scores against the survey, so one list holds both broken stamps and objects unlike their neighbours."""
-    return respond(store, ranking(store, "combined", limit, offset), fmt, "combined")
+    return respond(store, ranking(store, "combined", limit, offset, filters=filters), fmt, "combined")
 
 
 @router.get("/rankings/lenses", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the best strong-lens candidates, highest score first")})
-def lenses(store: IndexDep, votes: VotesDep, limit: Limit = 50, offset: Offset = 0, fmt: FormatQuery = "json",
+def lenses(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+           fmt: FormatQuery = "json",
            include_known: Annotated[bool, Query(description="also list the known lenses the score was trained "
                                                             "from (flagged known_lens)")] = False,
            learn: Annotated[bool, Query(description="retrain the score from the votes: objects voted lens join "
@@ -182,4 +206,5 @@ def lenses(store: IndexDep, votes: VotesDep, limit: Limit = 50, offset: Offset =
     if hide_voted:
         oids = {oid for _, oid, _ in votes.labelled(("lens", "not_lens"), until_vote)}
         voted = np.array(sorted(store.row_of(o) for o in oids if store.has_object(o)), dtype=np.int64)
-    return respond(store, ranking(store, "lens", limit, offset, include_known, learned, voted), fmt, "lenses")
+    return respond(store, ranking(store, "lens", limit, offset, include_known, learned, voted, filters), fmt,
+                   "lenses")

@@ -222,3 +222,22 @@ def test_learning_with_nothing_to_learn_from_is_an_empty_list_with_a_note(tiny_a
         # the one positive is near the top of 240 (the tiny encoder's embeddings are all within cosine
         # 0.02 of each other, so a few look-alikes score as high)
         assert oid in [i["object_id"] for i in body["items"][:10]]
+
+
+def test_rankings_take_the_filters_of_similarity_search(client: TestClient, store: IndexedSurvey) -> None:
+    z = np.asarray(store.catalog["z"], dtype=float)
+    lo, hi = float(np.quantile(z, 0.25)), float(np.quantile(z, 0.6))
+    inside = (z >= lo) & (z <= hi)
+    for route in ("anomalies", "artifacts", "combined"):
+        body = client.get(f"/api/v1/rankings/{route}", params={"limit": 500, "z_min": lo, "z_max": hi}).json()
+        assert body["total"] == int(inside.sum()) == len(body["items"])
+        assert all(lo <= i["z"] <= hi for i in body["items"])
+        scores = [i["score"] for i in body["items"]]
+        assert scores == sorted(scores, reverse=True) and [i["rank"] for i in body["items"]][:3] == [1, 2, 3]
+    ra, dec = float(store.catalog["ra"][0]), float(store.catalog["dec"][0])
+    cone = client.get("/api/v1/rankings/anomalies", params={"ra": ra, "dec": dec, "radius": 0.5, "limit": 500}).json()
+    assert cone["total"] == int(store.cone_mask(ra, dec, 0.5).sum()) >= 1
+    bad = client.get("/api/v1/rankings/artifacts", params={"ra": ra, "dec": dec})
+    assert bad.status_code == 422 and "ra, dec and radius together" in bad.json()["detail"]
+    bad = client.get("/api/v1/rankings/lenses", params={"z_min": 2, "z_max": 1})
+    assert bad.status_code == 422 and "above z_max" in bad.json()["detail"]

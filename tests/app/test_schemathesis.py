@@ -86,7 +86,8 @@ def _breaks_a_documented_rule(case: schemathesis.Case, body: dict[str, Any]) -> 
             and "above z_max" in detail:
         return True
     region = [name for name in ("ra", "dec", "radius") if _value(case, name) is not None]
-    if code == "invalid_parameter" and case.path.endswith("/similar") and 0 < len(region) < 3 \
+    if code == "invalid_parameter" and (case.path.endswith("/similar") or "/rankings/" in case.path) \
+            and 0 < len(region) < 3 \
             and "sky-region filter needs ra, dec and radius together" in detail:
         return True
     positive, negative = _value(case, "positive"), _value(case, "negative")
