@@ -390,6 +390,28 @@ def test_the_artifact_tab_lists_the_broken_stamps_first_and_names_the_detector(p
     expect(first).to_contain_text(f"· {store.quality_flag[row]}")
 
 
+def test_a_lens_vote_teaches_the_lens_tab_which_says_how_many_votes_it_learned_from(page: Page,
+                                                                                    live_server: str) -> None:
+    page.goto("/#anomalies")
+    expect(page.locator("#panel-anomalies .grid .card")).to_have_count(24)
+    oid = page.locator("#panel-anomalies .grid .card").nth(3).get_attribute("data-object-id")
+    card = page.locator(f'#panel-anomalies .grid .card[data-object-id="{oid}"]')
+    card.locator(".vote-lens").click()
+    expect(card.locator(".vote-lens")).to_have_attribute("aria-pressed", "true")
+
+    page.get_by_role("tab", name="Lens candidates").click()
+    learned = page.locator("#panel-lenses .learned")
+    expect(learned).to_be_hidden()
+    page.locator("#panel-lenses").get_by_label("learn from the votes").check()
+    # other tests share the server's votes: the page says what the service learned from
+    body = page.request.get(f"{live_server}/api/v1/rankings/lenses?learn=true&limit=1").json()
+    assert body["learned_from_votes"] >= 1
+    expect(learned).to_contain_text(f"learned from {body['learned_from_votes']} vote")
+    expect(learned).to_contain_text(f"(ranking {body['ranking_version']})")
+    ids = page.locator("#panel-lenses .grid .card").evaluate_all("els => els.map(e => e.dataset.objectId)")
+    assert oid in ids[:10]  # the one voted lens ranks near the top of the retrained list
+
+
 def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey, shots_dir: Path) -> None:
     query = str(store.catalog["object_id"][7])
     page.goto(f"/?q={query}&k=12#map")

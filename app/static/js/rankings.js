@@ -26,6 +26,9 @@ export class Ranking {
       </div>
       <label class="known-toggle muted" hidden><input type="checkbox" class="include-known">
         <span></span></label>
+      <label class="learn-toggle muted" hidden><input type="checkbox" class="learn">
+        learn from the votes (objects voted “Lens” teach the score, “Not a lens” corrects it)</label>
+      <p class="learned muted" aria-live="polite" hidden></p>
       <p class="downloads muted">Download this page: </p>
       <p class="note" hidden></p>
       <ul class="grid" aria-label="${label}"></ul>`;
@@ -33,6 +36,13 @@ export class Ranking {
     this.includeKnown = false;  // lens candidates: the known lenses (the score's seeds) are no discovery
     section.querySelector(".include-known").addEventListener("change", (e) => {
       this.includeKnown = e.target.checked;
+      this.show(this.page || 1, true);
+    });
+    this.learn = false;  // lens candidates: rank by the score retrained from the votes cast so far
+    const learn = section.querySelector(".learn-toggle");
+    learn.hidden = kind !== "lenses";
+    learn.querySelector("input").addEventListener("change", (e) => {
+      this.learn = e.target.checked;
       this.show(this.page || 1, true);
     });
     installGrid(this.grid, { onOpen, onSearch });
@@ -48,7 +58,8 @@ export class Ranking {
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
     const known = this.includeKnown ? "&include_known=true" : "";
-    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}${known}`;
+    const learn = this.learn ? "&learn=true" : "";
+    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}${known}${learn}`;
     const [csv, votable] = downloadLinks({ url });  // the same page as a table
     this.section.querySelector(".downloads").replaceChildren("Download this page: ", csv, " · ", votable);
     try {
@@ -66,6 +77,11 @@ export class Ranking {
       toggle.querySelector("span").textContent = this.includeKnown
         ? "show the known lenses (marked “known lens”)"
         : `show the ${body.known_left_out} known lenses the score was trained from (left out: no discovery)`;
+      const learned = this.section.querySelector(".learned");
+      learned.hidden = body.learned_from_votes == null;
+      learned.textContent = body.learned_from_votes == null ? ""
+        : `learned from ${body.learned_from_votes} vote${body.learned_from_votes === 1 ? "" : "s"} `
+          + `(ranking ${body.ranking_version})`;
       const note = this.section.querySelector(".note");
       note.hidden = !body.note;
       note.textContent = body.note || "";
