@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))  # the scripts import their helpers as `from _common import ...`
 
 
-TINY_BACKBONE = '{"channels":[8,16,32,64],"stem_width":8}'  # no spaces: bench_real_retrieval splits --train-args
+TINY_BACKBONE = '{"channels":[8,16,32,64],"stem_width":8}'  # bench_real_retrieval splits --train-args as a shell would
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ SMOKES = [
     Smoke("bench_real_retrieval.py",
           lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
                            "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),
-                           "--train-args", f"--max-steps 2 --backbone-kwargs {TINY_BACKBONE} --proj-dim 16 "
+                           "--train-args", f"--max-steps 2 --backbone-kwargs {shlex.quote(TINY_BACKBONE)} --proj-dim 16 "
                            "--proj-hidden 32 --workers 0 --monitor-size 0 --device cpu"],
           check_real_retrieval, timeout_s=240, defaults=("bench/results/real_retrieval_smoke.json",)),
     Smoke("bench_service_load.py",
