@@ -194,8 +194,8 @@ SMOKES = [
     Smoke("bench_real_retrieval.py",
           lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
                            "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),
-                           "--train-args", f"--max-steps 2 --backbone-kwargs {shlex.quote(TINY_BACKBONE)} --proj-dim 16 "
-                           "--proj-hidden 32 --workers 0 --monitor-size 0 --device cpu"],
+                           "--train-args", f"--max-steps 2 --backbone-kwargs {shlex.quote(TINY_BACKBONE)} "
+                           "--proj-dim 16 --proj-hidden 32 --workers 0 --monitor-size 0 --device cpu"],
           check_real_retrieval, timeout_s=240, defaults=("bench/results/real_retrieval_smoke.json",)),
     Smoke("bench_service_load.py",
           lambda tmp, fx: ["--n", "2000", "--factory", "HNSW32", "--workers", "1", "--repeats", "1", "--duration", "4",
