@@ -59,7 +59,7 @@ def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False,
         rows = np.nonzero(keep)[0]
         return rows[np.argsort(-scores[rows], kind="stable")]
 
-    return store.derived(("ranking", kind, include_known, learned.until if learned else None), order)
+    return store.derived(("ranking", kind, include_known, learned.key if learned else None), order)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Learned:
     scores: np.ndarray
     until: int
     n_votes: int
-    voted_rows: np.ndarray
+    key: tuple[Any, ...]  # what it was learned from: (last vote id, hash of the votes)
 
 
 def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) -> Learned:
@@ -79,6 +79,8 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
     a ranking named by its last vote is the same after more votes arrive."""
     cast = votes.labelled(("lens", "not_lens"), until_vote)
     until = until_vote if until_vote is not None else (cast[-1][0] if cast else 0)
+    # keyed by the votes themselves too: a vote deleted since (DELETE /votes) is a different ranking
+    key = (until, hash(tuple(cast)))
 
     def build() -> Learned:
         latest: dict[str, str] = {}
@@ -89,13 +91,13 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
         neg = np.array([r for oid, r in rows.items() if latest[oid] == "not_lens"], dtype=np.int64)
         seeds = np.nonzero(store.known_lens)[0]
         if not len(seeds) and not len(pos):  # nothing to learn from: no scores, an empty list with a note
-            return Learned(np.full(len(store), np.nan), until, len(rows), np.array(sorted(rows.values()), np.int64))
+            return Learned(np.full(len(store), np.nan), until, len(rows), key)
         # the float16 memory map as it is: lens_scores reads it in blocks (no float32 copy of the survey)
         scores = lens_scores(store.embeddings, np.concatenate([seeds, pos]), negative_rows=neg,
                              seed=int(store.info.settings.get("seed", 0)))
-        return Learned(scores, until, len(rows), np.array(sorted(rows.values()), dtype=np.int64))
+        return Learned(scores, until, len(rows), key)
 
-    return store.derived(("learned-lens", until), build)
+    return store.derived(("learned-lens", *key), build)
 
 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,

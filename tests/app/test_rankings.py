@@ -209,6 +209,11 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
 
         assert lenses(until_vote=2)["items"] == learned["items"]  # until_vote alone names the learned ranking
 
+        # a deleted vote is no longer learned from, even below the last vote id
+        assert c.delete("/api/v1/votes/1", params={"voter": "ada"}).status_code == 204
+        after = lenses(learn="true")
+        assert after["learned_from_votes"] == 2 and after["until_vote"] == 3
+
 
 def test_learning_with_nothing_to_learn_from_is_an_empty_list_with_a_note(tiny_artifacts: Path, tmp_path: Path) -> None:
     settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
