@@ -66,7 +66,7 @@ def _median3(x: torch.Tensor) -> torch.Tensor:
 
 
 def _line_bins(h: int, w: int, angles: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot map pixel -> (angle, offset, piece) and the number of pixels in each: every line at each
+    """Sparse map (line piece, pixel) -> 1 and the number of pixels in each piece: every line at each
     angle and whole-pixel offset, cut into PIECES equal pieces along its own length."""
     yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
     nb = int(math.ceil(math.hypot(h, w))) + 1
@@ -82,9 +82,12 @@ def _line_bins(h: int, w: int, angles: int) -> tuple[torch.Tensor, torch.Tensor]
     frac = (along - lo[line]) / (hi[line] - lo[line]).clamp_min(1e-6)
     piece = (frac * PIECES).long().clamp(0, PIECES - 1)
     col = line * PIECES + piece
-    onehot = torch.zeros(h * w, angles * nb * PIECES)
-    onehot[torch.arange(h * w).repeat(angles), col.reshape(-1)] = 1.0
-    return onehot, onehot.sum(0)
+    # (lines, pixels), sparse: each pixel lies on one line per angle, so a dense product would be ~99 % zeros
+    ones = torch.ones(angles * h * w)
+    onehot = torch.sparse_coo_tensor(torch.stack([col.reshape(-1), torch.arange(h * w).repeat(angles)]), ones,
+                                     (angles * nb * PIECES, h * w), check_invariants=True).coalesce()
+    counts = torch.zeros(angles * nb * PIECES).index_add_(0, col.reshape(-1), ones)
+    return onehot, counts
 
 
 def quality_features(images: np.ndarray, noise: np.ndarray, background: np.ndarray | None = None
@@ -125,7 +128,7 @@ def quality_features(images: np.ndarray, noise: np.ndarray, background: np.ndarr
 
         small = F.avg_pool2d(flat_z[:, None], 2)[:, 0] * 2.0  # 2x2 binned, still unit noise
         resid = (small - F.avg_pool2d(small[:, None], 5, 1, 2, count_include_pad=False)[:, 0]).clamp(-1.0, 2.0)
-        sums = (resid.reshape(m * c, -1) @ onehot).reshape(m * c, -1, PIECES)
+        sums = (onehot @ resid.reshape(m * c, -1).T).T.reshape(m * c, -1, PIECES)
         # Off the centre, the whole line counts. Through the centre, where an edge-on target galaxy lies
         # along its major axis, only the weaker of the line's two ends (a trail runs edge to edge, a
         # galaxy fades out before), scaled by sqrt(5/2) to the whole line's sensitivity.
