@@ -10,11 +10,11 @@
 window.__skysift = { marks: {}, ready: false, map: null };
 
 (async function main() {
-  const [{ ApiError, errorMessage, getJSON, request }, query, cards, lists, { Votes }, { Panel }, { Ranking },
-    { Landing }] = await Promise.all([
+  const [{ ApiError, errorMessage, getJSON, postJSON, request }, query, cards, lists, { Votes }, { Panel },
+    { Ranking }, { Landing }, { Selection }] = await Promise.all([
     import("/static/js/api.js"), import("/static/js/query.js"), import("/static/js/cards.js"),
     import("/static/js/lists.js"), import("/static/js/votes.js"), import("/static/js/panel.js"),
-    import("/static/js/rankings.js"), import("/static/js/landing.js"),
+    import("/static/js/rankings.js"), import("/static/js/landing.js"), import("/static/js/selection.js"),
   ]);
   const $ = (sel) => document.querySelector(sel);
   const marks = window.__skysift.marks;
@@ -35,6 +35,10 @@ window.__skysift = { marks: {}, ready: false, map: null };
 
   // ---- shared pieces
   const votes = new Votes($("#voter"), showError);
+  const selection = new Selection($("#selection-bar"), {
+    votes, onSearch: (like, unlike) => runSearch({ kind: "examples", like, unlike,
+      text: `${like.length} example${like.length === 1 ? "" : "s"}` }),
+  });
   const panel = new Panel($("#detail"), {
     votes, onError: showError,
     onSearch: (rec) => { panel.close(); searchId(rec.object_id); },
@@ -48,11 +52,11 @@ window.__skysift = { marks: {}, ready: false, map: null };
   });
   let surveyInfo = null;  // GET /api/v1/version, for the landing view
   const rankings = {
-    anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", label: "most unusual objects", votes,
+    anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", selection, label: "most unusual objects", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
-    artifacts: new Ranking($("#panel-artifacts"), { kind: "artifacts", label: "likely artifacts", votes,
+    artifacts: new Ranking($("#panel-artifacts"), { kind: "artifacts", selection, label: "likely artifacts", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
-    lenses: new Ranking($("#panel-lenses"), { kind: "lenses", label: "strong-lens candidates", votes,
+    lenses: new Ranking($("#panel-lenses"), { kind: "lenses", selection, label: "strong-lens candidates", votes,
       onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
   };
 
@@ -166,6 +170,10 @@ window.__skysift = { marks: {}, ready: false, map: null };
       if (q.kind === "id") {
         listUrl = `/api/v1/objects/${encodeURIComponent(q.id)}/similar?${params}`;
         res = await getJSON(listUrl, { signal: abort.signal });
+      } else if (q.kind === "examples") {
+        const body = { positive: q.like, negative: q.unlike, k: Number(params.get("k")) };
+        for (const f of ["z_min", "z_max", "mag_max"]) if (params.has(f)) body[f] = Number(params.get(f));
+        res = await postJSON("/api/v1/search/examples", body, { signal: abort.signal });
       } else if (q.kind === "position") {
         params.set("ra", q.ra);
         params.set("dec", q.dec);
@@ -215,7 +223,8 @@ window.__skysift = { marks: {}, ready: false, map: null };
 
   function render(res, q, t0, params) {
     const qid = res.query && res.query.object_id;
-    const list = res.neighbours.map((n) => cards.makeCard(n, { role: n.object_id === qid ? "query" : "neighbour" }));
+    const list = res.neighbours.map((n) => cards.makeCard(n, { role: n.object_id === qid ? "query" : "neighbour",
+      extra: selection.buttons(n.object_id) }));
     cards.fillGrid(el.results, list);
     marks.gridRenderedMs = performance.now() - t0;
     marks.gridShownAt = performance.now();
@@ -244,6 +253,11 @@ window.__skysift = { marks: {}, ready: false, map: null };
         notes.replaceChildren(...u.notes.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
         s.append(notes);
       }
+    } else if (q.kind === "examples") {
+      line.textContent = `${n} objects${kept} most like ${q.like.join(", ")}` +
+        (q.unlike.length ? ` and least like ${q.unlike.join(", ")}` : "") +
+        `, the examples left out.${few} A selection is not part of the address.`;
+      s.append(line);
     } else {
       const m = res.matched;
       line.textContent = (m

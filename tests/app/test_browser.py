@@ -412,6 +412,47 @@ def test_a_lens_vote_teaches_the_lens_tab_which_says_how_many_votes_it_learned_f
     assert oid in ids[:10]  # the one voted lens ranks near the top of the retrained list
 
 
+def test_cards_picked_on_a_ranking_search_for_more_like_these(page: Page, live_server: str) -> None:
+    page.goto("/#anomalies")
+    cards = page.locator("#panel-anomalies .grid .card")
+    expect(cards).to_have_count(24)
+    ids = cards.evaluate_all("els => els.map(e => e.dataset.objectId)")
+    like, unlike = ids[2:4], ids[5:6]
+    bar = page.get_by_role("region", name="selected examples")
+    expect(bar).to_be_hidden()
+    for oid in like:
+        page.locator(f'#panel-anomalies .card[data-object-id="{oid}"] .pick-like').click()
+    page.locator(f'#panel-anomalies .card[data-object-id="{unlike[0]}"] .pick-unlike').click()
+    expect(bar).to_contain_text("2 to look like · 1 to look unlike")
+    # a second click takes a pick back, and picking the other way moves it
+    page.locator(f'#panel-anomalies .card[data-object-id="{like[0]}"] .pick-unlike').click()
+    expect(bar).to_contain_text("1 to look like · 2 to look unlike")
+    page.locator(f'#panel-anomalies .card[data-object-id="{like[0]}"] .pick-like').click()
+    expect(bar).to_contain_text("2 to look like · 1 to look unlike")
+
+    bar.get_by_role("button", name="Search: more like these").click()
+    expect(page.get_by_role("tab", name="Similar objects")).to_have_attribute("aria-selected", "true")
+    # like[0] was taken back and picked again: the selection lists it last
+    expect(page.locator("#summary")).to_contain_text(f"most like {like[1]}, {like[0]} and least like {unlike[0]}")
+    want = page.request.post(f"{live_server}/api/v1/search/examples",
+                             data={"positive": like, "negative": unlike, "k": 12}).json()
+    expect(page.locator(CARDS)).to_have_count(len(want["neighbours"]))
+    assert card_ids(page) == [n["object_id"] for n in want["neighbours"]]
+    assert not set(card_ids(page)) & set(like + unlike)  # the examples themselves are left out
+    # the picks show on every card of the same object
+    expect(page.locator(f'#panel-anomalies .card[data-object-id="{like[1]}"] .pick-like')).to_have_attribute(
+        "aria-pressed", "true")
+    # the same selection voted in one go: interesting for the ones to look like, boring for the others
+    bar.get_by_role("button", name="Vote them interesting / boring").click()
+    for oid, label in [(like[0], "interesting"), (like[1], "interesting"), (unlike[0], "boring")]:
+        expect(page.locator(f'#panel-anomalies .card[data-object-id="{oid}"] .vote-{label}')).to_have_attribute(
+            "aria-pressed", "true")
+        saved = page.request.get(f"{live_server}/api/v1/votes?object_id={oid}&label={label}").json()
+        assert saved["total"] >= 1
+    bar.get_by_role("button", name="Clear").click()
+    expect(bar).to_be_hidden()
+
+
 def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey, shots_dir: Path) -> None:
     query = str(store.catalog["object_id"][7])
     page.goto(f"/?q={query}&k=12#map")

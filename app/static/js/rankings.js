@@ -7,10 +7,11 @@ import { downloadLinks } from "./lists.js";
 
 export class Ranking {
   /** kind: "anomalies" | "artifacts" | "lenses" (the route and the tab's hash). */
-  constructor(section, { kind, label, votes, onOpen, onSearch, onError, pageSize = 24 }) {
+  constructor(section, { kind, label, votes, selection, onOpen, onSearch, onError, pageSize = 24 }) {
     this.section = section;
     this.kind = kind;
     this.votes = votes;
+    this.selection = selection;
     this.onError = onError;
     this.pageSize = pageSize;
     this.page = null;
@@ -85,8 +86,11 @@ export class Ranking {
       const note = this.section.querySelector(".note");
       note.hidden = !body.note;
       note.textContent = body.note || "";
-      const cards = body.items.map((rec) => makeCard(rec, { role: "ranked", flag: this.kind === "artifacts",
-        extra: this.votes.buttons(rec.object_id) }));
+      const cards = body.items.map((rec) => {
+        const extra = document.createElement("div");
+        extra.append(this.votes.buttons(rec.object_id), this.selection.buttons(rec.object_id));
+        return makeCard(rec, { role: "ranked", flag: this.kind === "artifacts", extra });
+      });
       fillGrid(this.grid, cards);
       window.__skysift.marks[`${this.kind}RenderedMs`] = performance.now();
       await this.votes.load(body.items.map((r) => r.object_id));
