@@ -3,8 +3,11 @@ two combined, and the best strong-lens candidates."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
@@ -22,10 +25,13 @@ from .objects import REGION, make_filters
 from .votes import VotesDep
 
 router = APIRouter(prefix="/api/v1", tags=["rankings"])
+T = TypeVar("T")
 
 Kind = Literal["anomaly", "lens", "artifact", "combined"]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
+RECENT_LEARNED = 8  # rankings learned from votes kept per version (each holds a score per object)
+
 
 def ranking_filters(
     z_min: Annotated[float | None, Query(ge=0, le=20, description="keep objects with z >= z_min")] = None,
@@ -59,7 +65,36 @@ def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False,
         rows = np.nonzero(keep)[0]
         return rows[np.argsort(-scores[rows], kind="stable")]
 
-    return store.derived(("ranking", kind, include_known, learned.key if learned else None), order)
+    if learned is not None:  # one per set of votes: kept among the version's few recent ones, not forever
+        return recent(store).get(("ranking", kind, include_known, *learned.key), order)
+    return store.derived(("ranking", kind, include_known), order)
+
+
+class Recent:
+    """The last `size` values built, by key, under a lock: rankings learned from votes come one per new
+    vote, and a version's derived state (kept until the version is dropped) must not pile them up."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            else:
+                self._items[key] = build()
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return self._items[key]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def recent(store: IndexedSurvey) -> Recent:
+    return store.derived(("recent-learned",), lambda: Recent(2 * RECENT_LEARNED))
 
 
 @dataclass(frozen=True)
@@ -75,8 +110,9 @@ class Learned:
 
 def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) -> Learned:
     """The lens score as learned from the votes with id <= until_vote (None: every vote so far), built
-    once per (version, last vote) and kept with the version: paging and reloading cost nothing, and
-    a ranking named by its last vote is the same after more votes arrive."""
+    once per (version, votes) and kept among the version's recent ones: paging and reloading cost
+    nothing, and a ranking named by its last vote is the same after more votes arrive (rebuilt, if it
+    has been dropped, from the same votes)."""
     cast = votes.labelled(("lens", "not_lens"), until_vote)
     until = until_vote if until_vote is not None else (cast[-1][0] if cast else 0)
     # keyed by the votes themselves too: a vote deleted since (DELETE /votes) is a different ranking
@@ -97,7 +133,7 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
                              seed=int(store.info.settings.get("seed", 0)))
         return Learned(scores, until, len(rows), key)
 
-    return store.derived(("learned-lens", *key), build)
+    return recent(store).get(("learned-lens", *key), build)
 
 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,

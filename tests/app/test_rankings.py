@@ -246,3 +246,18 @@ def test_rankings_take_the_filters_of_similarity_search(client: TestClient, stor
     assert bad.status_code == 422 and "ra, dec and radius together" in bad.json()["detail"]
     bad = client.get("/api/v1/rankings/lenses", params={"z_min": 2, "z_max": 1})
     assert bad.status_code == 422 and "above z_max" in bad.json()["detail"]
+
+
+def test_learned_rankings_are_kept_only_while_recent() -> None:
+    from app.routes.rankings import Recent
+
+    built: list[int] = []
+    r = Recent(3)
+
+    def make(i: int):
+        return lambda: built.append(i) or i
+
+    assert [r.get(i, make(i)) for i in range(5)] == [0, 1, 2, 3, 4] and len(r) == 3
+    assert r.get(4, make(99)) == 4 and built == [0, 1, 2, 3, 4]  # kept: not rebuilt
+    assert r.get(0, make(0)) == 0 and built[-1] == 0  # dropped long ago: rebuilt from the same inputs
+    assert len(r) == 3
