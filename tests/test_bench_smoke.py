@@ -82,6 +82,16 @@ def check_quality(res: dict[str, Any]) -> None:
         assert all(0.0 <= v <= 1.0 for v in row.values()) and "all artifacts" in row
 
 
+def check_vote_rounds(res: dict[str, Any]) -> None:
+    positive(res["n_objects"], res["n_lenses"])
+    assert [r["round"] for r in res["rounds"]] == [0, 1, 2]
+    assert [r["votes"] for r in res["rounds"]] == [0, 10, 20]
+    for r in res["rounds"]:
+        assert set(r["recall"]) == {"learned_from_votes", "seeds_only", "similarity_to_found"}
+        assert all(0.0 <= v <= 1.0 for v in r["recall"].values())
+    assert res["rounds"][0]["recall"]["learned_from_votes"] == res["rounds"][0]["recall"]["seeds_only"]
+
+
 def check_vote_retrain(res: dict[str, Any]) -> None:
     secs = res["seconds"]
     positive(secs["built_score"]["median"], secs["learned_from_votes"]["median"], secs["seed_similarity"]["median"],
@@ -188,6 +198,10 @@ SMOKES = [
           lambda tmp, fx: ["--survey", str(fx.survey), "--artifacts", str(fx.artifacts), "--top", "10",
                            "--name", "smoke", "--out", str(tmp / "out.json")],
           check_quality, defaults=("bench/results/quality_smoke.json",)),
+    Smoke("bench_vote_rounds.py",
+          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--seeds", "4", "--rounds", "2", "--votes", "10",
+                           "--k", "20", "--name", "smoke", "--out", str(tmp / "out.json")],
+          check_vote_rounds, defaults=("bench/results/vote_rounds_smoke.json",)),
     Smoke("bench_vote_retrain.py",
           lambda tmp, fx: ["--n", "3000", "--dim", "16", "--repeats", "1", "--out", str(tmp / "out.json")],
           check_vote_retrain, defaults=("bench/results/vote_retrain_n3000.json",)),
