@@ -195,8 +195,10 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
         assert learned["learned_from_votes"] == 2 and learned["until_vote"] == 2
         assert "retrained from 2 lens / not_lens votes" in learned["description"]
         rank = {i["object_id"]: i["rank"] for i in learned["items"]}
-        assert rank[top] > 1  # voted not a lens: no longer first
-        assert rank[riser] < len(ids) // 2 + 1  # voted a lens: rises
+        score = {i["object_id"]: i["score"] for i in learned["items"]}
+        before = {i["object_id"]: i["score"] for i in none["items"]}
+        assert score[top] < before[top]  # voted not a lens: its score falls
+        assert rank[riser] < len(ids) // 2 + 1 and score[riser] > before[riser]  # voted a lens: rises
 
         # one more vote: the ranking named by until_vote=2 stays what it was
         assert c.post("/api/v1/votes", json={"object_id": ids[1], "label": "not_lens"}).status_code == 201
