@@ -36,6 +36,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -404,7 +405,10 @@ def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _write_plan(job: Path, plan: dict[str, Any]) -> None:
     path = job / "plan.json"
-    tmp = path.with_name("plan.json.partial")
+    # every rank of a torchrun job settles the plan at start-up, often at the same moment and on a
+    # shared filesystem: a temporary name of its own, or one rank renames away the file another
+    # is about to rename (FileNotFoundError; tests/indexer/test_encode_ranks.py)
+    tmp = path.with_name(f"plan.json.{uuid.uuid4().hex}.partial")
     tmp.write_text(json.dumps(plan))
     os.replace(tmp, path)
 
