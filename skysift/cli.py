@@ -22,6 +22,7 @@ import typer  # noqa: E402
 import app.cli  # noqa: E402
 import evaluation.cli  # noqa: E402
 import indexer.cli  # noqa: E402
+import indexer.export_cli  # noqa: E402
 import survey.cli  # noqa: E402
 import training.cli  # noqa: E402
 
@@ -29,7 +30,7 @@ from . import demo, errors  # noqa: E402
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Self-supervised similarity search for sky surveys.")
-for module in (survey.cli, training.cli, indexer.cli, evaluation.cli, app.cli, demo):
+for module in (survey.cli, training.cli, indexer.cli, indexer.export_cli, evaluation.cli, app.cli, demo):
     module.register(cli)
 errors.install(cli)  # --debug, and one line naming the flag (exit 1, bad usage 2) instead of a traceback
 

@@ -39,7 +39,8 @@ def simulate(
 
 def ingest(
     source: Annotated[Path, typer.Argument(help="file or folder to read")],
-    kind: Annotated[Literal["stein", "hayat", "fits", "images", "mosaic"], typer.Option(help="the input's layout")],
+    kind: Annotated[Literal["stein", "hayat", "fits", "images", "mosaic", "mmu"],
+                    typer.Option(help="the input's layout (mmu: a Multimodal Universe image dataset)")],
     out: Annotated[Path, typer.Option("--out", help="folder for the native shards")],
     catalog: Annotated[
         Path | None,
@@ -53,7 +54,8 @@ def ingest(
                           "--source-pixel-scale-arcsec is given)"),
     ] = None,
     source_pixel_scale_arcsec: Annotated[
-        float | None, typer.Option(help="images: their own pixel scale (arcsec/px), when resampling")
+        float | None, typer.Option(help="images: their own pixel scale (arcsec/px), when resampling; mmu: the "
+                                        "files' scale where they carry no image_scale")
     ] = None,
     fit_px: Annotated[
         int | None, typer.Option(help="images/FITS: resample each stamp so its whole field fits N x N px")
@@ -62,7 +64,7 @@ def ingest(
         str | None,
         typer.Option(help="pixel units, one or one per band of --bands: nanomaggies, nJy, ADU, ... (flux) or "
                           "display (0-1), display255 (0-255); default: display for images, nanomaggies "
-                          "for stein/hayat, flux for FITS"),
+                          "for stein/hayat and Legacy Survey MMU data, flux for FITS"),
     ] = None,
     bands: Annotated[
         str | None,

@@ -9,7 +9,10 @@ Kinds and their readers: "stein" SteinReader, "hayat" HayatReader, "fits" FitsSt
 a GalSim real-galaxy catalog, optional), "images" ImageFolder (catalog= the CSV, default
 <source>/catalog.csv when it exists; without one, every PNG/JPEG under the folder is an object
 named by its relative path, position unknown; pixel_scale_arcsec required), "mosaic" Mosaic
-(catalog= the source CSV, required; size_px required). Folders are searched recursively.
+(catalog= the source CSV, required; size_px required), "mmu" MmuReader (a Multimodal Universe image
+dataset: a folder of <sample>/healpix=<N>/*.hdf5 files, a sample folder or one file; its catalogue
+is inside; source_pixel_scale_arcsec only where the files carry no image_scale). Folders are
+searched recursively.
 
 Bands:
 - `bands` names the input's planes in file order (an RGB picture's R, G, B; a FITS cube's planes).
@@ -71,7 +74,7 @@ from .readers.errors import BandMismatch, LayoutMismatch
 from .readers.resize import conform
 from .units import DISPLAY_UNITS, SurveyUnits, measure, parse_units
 
-Kind = Literal["stein", "hayat", "fits", "images", "mosaic"]
+Kind = Literal["stein", "hayat", "fits", "images", "mosaic", "mmu"]
 Bands = tuple[str, ...] | None
 
 
@@ -260,6 +263,8 @@ def _plan(
                          "pixel_scale_arcsec= and size_px=")
     if kind == "images":
         return _plan_images(source, size_px, scale, bands, catalog, source_scale, fit_px, band_files)
+    if kind == "mmu":
+        return _plan_mmu(source, size_px, scale, bands, catalog, batch_size, source_scale)
     if source_scale is not None:
         raise ValueError(f"source_pixel_scale_arcsec is for kind 'images' (kind {kind!r} reads its own scale)")
     if kind == "fits":
@@ -268,7 +273,7 @@ def _plan(
         return _plan_hdf5(source, kind, size_px, scale, bands, catalog, batch_size)
     if kind == "mosaic":
         return _plan_mosaic(source, size_px, scale, bands, catalog)
-    raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images or mosaic")
+    raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images, mosaic or mmu")
 
 
 def _plan_hdf5(
@@ -304,6 +309,50 @@ def _plan_hdf5(
     flux = [True]
     objects = _stream(len(reader), read, lambda i: reader.source, out_scale, size_px, reader.bands, flux)
     return _Plan(reader.bands, out_scale, reader.survey_name, reader.catalog, objects, reader.close, flux=flux)
+
+
+def _plan_mmu(
+    source: Path,
+    size_px: int | None,
+    scale: float | None,
+    bands: Bands,
+    catalog: Path | None,
+    batch_size: int,
+    source_scale: float | None,
+) -> _Plan:
+    from .readers.mmu import MmuReader
+
+    if catalog is not None:
+        raise ValueError("kind='mmu' carries its catalog inside the HDF5 files; drop catalog=")
+    reader = MmuReader(source, pixel_scale_arcsec=source_scale)
+    problem = None
+    if bands is not None and tuple(bands) != reader.bands:
+        reader.close()
+        raise BandMismatch(str(source), f"dataset has bands {reader.bands} (image_band "
+                                        f"{','.join(reader.raw_bands)}), expected {tuple(bands)}")
+    if scale is None and reader.pixel_scale_arcsec is None:
+        problem = "objects have different image_scale values; pass pixel_scale_arcsec="
+    elif size_px is None and (reader.image_shape is None or reader.pixel_scale_arcsec is None):
+        problem = "stamps differ in size between files or in pixel scale; pass size_px="
+    if problem:
+        reader.close()
+        raise LayoutMismatch(str(source), problem)
+    batch: list[Any] = [-1, None]  # (first row, images) of the batch in memory
+
+    def read(i: int) -> Cutout:
+        if reader.image_shape is None:  # stamps of several sizes: one at a time
+            return reader.cutout(i)
+        start = i - i % batch_size
+        if batch[0] != start:
+            batch[:] = [start, reader.images(np.arange(start, min(start + batch_size, len(reader))))]
+        return reader.cutout(i, pixels=batch[1][i - start])
+
+    out_scale = scale if scale is not None else reader.pixel_scale_arcsec
+    assert out_scale is not None
+    flux = [True]
+    objects = _stream(len(reader), read, reader.source_of, out_scale, size_px, reader.bands, flux)
+    return _Plan(reader.bands, out_scale, reader.survey_name, reader.catalog, objects, reader.close,
+                 units=reader.units, source_scale=reader.pixel_scale_arcsec, notes=list(reader.notes), flux=flux)
 
 
 def _plan_fits(
