@@ -18,14 +18,21 @@ demo: install
 	$(BIN)/skysift demo
 
 CHROMIUM ?= /usr/bin/chromium
+COMPOSE ?= /usr/bin/docker-compose
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(COMPOSE)
 	$(BIN)/pytest -q
 
 # The explorer's browser tests drive Debian's chromium via pytest-playwright; `playwright install` cannot download here.
 $(CHROMIUM):
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+# tests/test_docker_compose.py checks docker-compose.yml with Compose's own `config` (no Docker engine needed);
+# Docker's compose plugin is not in Debian, its docker-compose (v1) is.
+$(COMPOSE):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose
 
 lint: install
 	$(BIN)/ruff check .
