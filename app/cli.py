@@ -15,6 +15,10 @@ def serve(
     port: int = 8000,
     survey_root: Annotated[Path | None, typer.Option(help="override the survey path in the manifest")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes (one per core serves the most requests/s)")] = 1,
+    backend: Annotated[str | None, typer.Option(
+        help="vector engine: faiss (default) or milvus (the version's collection; SKYSIFT_BACKEND)")] = None,
+    milvus_uri: Annotated[str | None, typer.Option(
+        help="Milvus server URL or Lite .db file (default: what the build recorded; SKYSIFT_MILVUS_URI)")] = None,
 ) -> None:
     """Serve the API and the explorer page.
 
@@ -27,7 +31,12 @@ def serve(
     from .main import configure_logging, create_app, limit_search_threads
     from .settings import ServiceSettings
 
-    settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root, workers=workers)
+    given = {k: v for k, v in {"backend": backend, "milvus_uri": milvus_uri}.items() if v is not None}
+    settings = ServiceSettings(artifacts=artifacts, host=host, port=port, survey_root=survey_root, workers=workers,
+                               **given)  # type: ignore[arg-type]  # pydantic checks the backend's name
+    if settings.backend == "milvus" and settings.workers > 1 and (settings.milvus_uri or "").endswith(".db"):
+        raise ValueError(f"--milvus-uri {settings.milvus_uri}: a Milvus Lite file admits one process; serve it "
+                         "with --workers 1, or run `milvus-lite server --data-dir DIR` and pass its http:// URL")
     # A wrong path is refused here, in one line, rather than served as "nothing published" forever;
     # an empty root is allowed (the service waits for the first `skysift index` to publish).
     check_root(settings.artifacts, allow_empty=True)

@@ -18,12 +18,15 @@ from pathlib import Path
 
 from indexer.artifacts import MANIFEST, current_dir
 from indexer.errors import ArtifactMismatch, CorruptVersion, NoCurrentVersion
+from indexer.searchers import Backend
 from indexer.store import IndexedSurvey
 
 
 class IndexHolder:
-    def __init__(self, artifacts: Path, survey_root: Path | None = None, verify_hashes: bool = True) -> None:
+    def __init__(self, artifacts: Path, survey_root: Path | None = None, verify_hashes: bool = True,
+                 backend: Backend = "faiss", milvus_uri: str | None = None) -> None:
         self.artifacts, self.survey_root, self.verify_hashes = Path(artifacts), survey_root, verify_hashes
+        self.backend, self.milvus_uri = backend, milvus_uri
         self._store: IndexedSurvey | None = None
         self._rejected: tuple[Path, float, str] | None = None  # (version dir, manifest mtime, why)
         self._lock = threading.Lock()
@@ -51,7 +54,8 @@ class IndexHolder:
             if self._rejected is not None and self._rejected[:2] == (target, stamp):
                 raise CorruptVersion(self._rejected[2])
             try:
-                new = IndexedSurvey(target, self.survey_root, check_hashes=self.verify_hashes)
+                new = IndexedSurvey(target, self.survey_root, check_hashes=self.verify_hashes,
+                                    backend=self.backend, milvus_uri=self.milvus_uri)
             except ArtifactMismatch as e:
                 why = f"version {target.name} is not served: {e}"
                 self._rejected = (target, stamp, why)

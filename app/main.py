@@ -49,7 +49,8 @@ def limit_search_threads(n: int) -> None:
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    holder = IndexHolder(settings.artifacts, settings.survey_root, settings.verify_hashes)
+    holder = IndexHolder(settings.artifacts, settings.survey_root, settings.verify_hashes, settings.backend,
+                         settings.milvus_uri)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

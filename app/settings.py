@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,10 @@ class ServiceSettings(BaseSettings):
 
     artifacts: Path = Path("artifacts")
     survey_root: Path | None = None  # override the survey path recorded in the manifest (containers)
+    # Vector engine: "faiss" (index.faiss in each worker's memory) or "milvus" (the collection a version
+    # built with `skysift index --backend milvus` names, at milvus_uri or else the URI its build recorded)
+    backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
     admin_token: str | None = None  # bearer token for /admin/reload; None disables the route (401)
     watch_interval_s: float = 2.0  # how often to look for a new `current` (0 = never; reload by API)
     default_k: int = 12

@@ -22,7 +22,6 @@ import torch
 from encoder.card import ModelCard
 from encoder.embed import embed_array
 from encoder.model import Encoder
-from indexer import index_types
 from indexer.store import IndexedSurvey
 from training.augment import AugmentSettings, augment
 from training.data import Conditions, border_noise_sigma
@@ -45,7 +44,7 @@ def same_class_precision(
     vec = unit_vectors(store.embeddings)
     queries = np.nonzero(~np.isin(labels, exclude))[0]
     ids = np.concatenate(
-        [index_types.search(store.index, vec[queries[i : i + 4096]], k + 1)[1] for i in range(0, len(queries), 4096)]
+        [store.search_batch(vec[queries[i : i + 4096]], k + 1)[1] for i in range(0, len(queries), 4096)]
     )
     # Drop the query itself wherever it appears (ties can put it off column 0).
     nn = np.array([[j for j in row if j != q][:k] for q, row in zip(queries, ids, strict=True)])
@@ -133,7 +132,7 @@ def augmented_copy_search(
             generator=g,
         )
         q = embed_array(encoder, card, views.numpy(), device=device)
-        ids = index_types.search(store.index, q, top_k)[1]
+        ids = store.search_batch(q, top_k)[1]
         found.append((ids == r[:, None]).any(axis=1))
         sims = q @ vec.T  # (B, N)
         ranks.append((sims > sims[np.arange(len(r)), r][:, None]).sum(axis=1))  # 0 = nearest

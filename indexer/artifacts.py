@@ -211,6 +211,7 @@ def point_current(root: Path, version: str) -> None:
     root = Path(root)
     if not (root / "versions" / version / MANIFEST).exists():
         raise ArtifactError(f"no complete version {version!r} under {root / 'versions'}")
+    _point_milvus_alias(root / "versions" / version)  # before the swap: Milvus down leaves both as they were
     _log(root, version)  # before the swap: a kill after it cannot leave a current version unlogged
     for stale in root.glob(".current.*.tmp"):  # left by a process killed before its rename
         if not _pid_alive(stale.name.split(".")[2]):
@@ -221,6 +222,35 @@ def point_current(root: Path, version: str) -> None:
     crash_point("publish.before_swap")
     os.replace(tmp, root / "current")
     _fsync_dir(root)
+
+
+def _milvus_part(version_dir: Path) -> dict[str, Any] | None:
+    """The manifest's Milvus part when this artifacts root owns the collection: a version folder
+    copied into another root (a backup, a test) names the same collection, and must neither move
+    its alias nor drop it."""
+    part = read_manifest(version_dir).get("milvus")
+    if not isinstance(part, dict):
+        return None
+    owner = part.get("artifacts")
+    return part if owner is None or Path(owner) == version_dir.resolve().parent.parent else None
+
+
+def _point_milvus_alias(version_dir: Path) -> None:
+    """A version built with `--backend milvus` is also a collection: its alias follows `current`
+    (publish and rollback), so Milvus clients other than this service see the same version."""
+    part = _milvus_part(version_dir)
+    if part is not None and part.get("alias"):
+        from .milvus_backend import point_alias
+
+        point_alias(part["uri"], part["alias"], part["collection"])
+
+
+def _drop_milvus_collection(version_dir: Path) -> None:
+    part = _milvus_part(version_dir) if (version_dir / MANIFEST).exists() else None
+    if part is not None:
+        from .milvus_backend import drop_collection
+
+        drop_collection(part["uri"], part["collection"])
 
 
 def _intent_path(stage: Path) -> Path:
@@ -354,6 +384,7 @@ def remove_orphans(root: Path) -> list[str]:
     """Delete every orphan (and the dead intents naming it); returns the versions removed."""
     gone = orphans(root)
     for version in gone:
+        _drop_milvus_collection(Path(root) / "versions" / version)
         shutil.rmtree(Path(root) / "versions" / version)
     for intent, version, alive in _intents(root):
         if version in gone and not alive:
@@ -368,6 +399,7 @@ def remove_version(root: Path, version: str) -> None:
     d = Path(root) / "versions" / version
     if not d.exists():
         raise ArtifactError(f"no version {version}")
+    _drop_milvus_collection(d)
     shutil.rmtree(d)
 
 

@@ -32,6 +32,7 @@ from . import index_types
 from .artifacts import crash_point, file_entries, now_iso, sha256_file, version_name, write_manifest
 from .encode import gather_embeddings, read_plan
 from .errors import ArtifactMismatch
+from .milvus_backend import collection_name, create_collection
 from .projection import project_2d, resolve_method
 from .quality import FEATURES as QUALITY_FEATURES
 from .quality import QUALITY_DESCRIPTION, quality_score, robust_z, survey_quality
@@ -114,6 +115,11 @@ def job_quality(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> 
     return feats
 
 
+def _float_column(catalog: Any, name: str, n: int) -> np.ndarray:
+    """A catalogue column as float (NaN where absent: a survey without redshifts has no z filter)."""
+    return np.asarray(catalog[name], dtype=np.float64) if name in catalog else np.full(n, np.nan)
+
+
 def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lambda _: None) -> Path:
     """Write the stage for `job` and return its path (not yet published)."""
     emb16 = gather_embeddings(job)
@@ -170,10 +176,20 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     cat = cat.append_column("healpix", pa.array(hp))
     pq.write_table(cat, stage / "catalog.parquet")
     shutil.copytree(s.encoder, stage / "encoder", ignore=shutil.ignore_patterns("*.partial"))
+    version = version_name(file_entries(stage))
+    milvus = None
+    if s.backend == "milvus":
+        assert s.milvus_uri is not None  # IndexSettings refuses milvus without a URI
+        log(f"Milvus collection {collection_name(version)} at {s.milvus_uri}")
+        columns = {"z": _float_column(survey.catalog, s.redshift_column, n),
+                   "mag": _float_column(survey.catalog, s.magnitude_column, n), "healpix": hp,
+                   "anomaly_score": anomaly, "lens_score": lens, "quality_score": quality, "combined_score": combined}
+        milvus = {**create_collection(s.milvus_uri, collection_name(version), vec, columns, s.milvus_index),
+                  "alias": s.milvus_alias, "artifacts": str(Path(s.artifacts).resolve())}  # the owner root
     crash_point("build.before_manifest")  # every file written, no manifest yet
 
     manifest: dict[str, Any] = {
-        "version": version_name(file_entries(stage)),
+        "version": version,
         "created": now_iso(),
         "build_key": build_key(s, job),
         "code_version": code_version(),
@@ -186,6 +202,7 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
         "encoder": {"weights_sha256": card.weights_sha256, "backbone": card.backbone,
                     "produced_by": card.produced_by, "input_size_px": card.preprocess.input_size_px},
         "index": {**spec.to_json(), "recall_at_10": recall, "recall_sample": min(s.recall_sample, n)},
+        **({"milvus": milvus} if milvus is not None else {}),
         "scores": {"anomaly": ANOMALY_DESCRIPTIONS[s.anomaly_method].format(k=k - 1),
                    "anomaly_method": s.anomaly_method, "anomaly_k": k - 1,
                    "lens": ("logistic regression + seed similarity from "

@@ -110,6 +110,12 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
           index_factory: Annotated[str | None, typer.Option(help="FAISS factory string (default: by size)")] = None,
           map_method: Annotated[str | None, typer.Option(help="umap | pca (default: umap if installed)")] = None,
           anomaly_method: Annotated[str | None, typer.Option(help="mean | kth | lof")] = None,
+          backend: Annotated[str | None, typer.Option(
+              help="faiss (default) | milvus: also make the version a Milvus collection (needs --milvus-uri)")] = None,
+          milvus_uri: Annotated[str | None, typer.Option(
+              help="Milvus server URL (http://host:19530) or Milvus Lite file ending in .db")] = None,
+          milvus_index: Annotated[str | None, typer.Option(
+              help="auto | FLAT | HNSW | IVF_FLAT: the collection's index (auto: FLAT below 10^5 objects)")] = None,
           publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
     """Encode (resuming), build the index, scores and map, and publish a new version."""
     from .build import build_version
@@ -120,6 +126,9 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
         extra["map_method"] = map_method
     if anomaly_method is not None:
         extra["anomaly_method"] = anomaly_method
+    for key, value in (("backend", backend), ("milvus_uri", milvus_uri), ("milvus_index", milvus_index)):
+        if value is not None:
+            extra[key] = value
     s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,
                       batch_size=batch_size, device=device, workers=workers, lens_labels=lens_labels,
                       index_factory=index_factory, **extra)

@@ -47,6 +47,19 @@ class IndexPart(_Part):
     recall_sample: int | None = None
 
 
+class MilvusPart(_Part):
+    """The version's Milvus collection (indexer.milvus_backend.create_collection)."""
+
+    uri: str
+    collection: str
+    n_objects: int
+    embedding_dim: int
+    index_type: str = "FLAT"
+    search_params: dict[str, Any] = Field(default_factory=dict)
+    alias: str | None = None  # the alias publish and rollback point at the current version's collection
+    artifacts: str | None = None  # the artifacts root that owns the collection (only it moves the alias or drops)
+
+
 class MapPart(_Part):
     file: str
     method: str
@@ -62,6 +75,7 @@ class Manifest(_Part):
     survey: SurveyPart
     encoder: EncoderPart
     index: IndexPart
+    milvus: MilvusPart | None = None  # built with `--backend milvus`: the collection that also serves it
     # what each ranking's score is, in words (anomaly, lens, artifact, combined) plus their parameters
     scores: dict[str, Any] = Field(default_factory=dict)
     columns: dict[str, str] = Field(default_factory=lambda: {"redshift": "z", "magnitude": "mag_r"})

@@ -25,6 +25,12 @@ class IndexSettings(BaseSettings):
     workers: int = Field(default=0, ge=0)  # reader processes; 0 = one background reader thread
     prefetch: int = Field(default=2, ge=1)  # batches read ahead (per worker)
     index_factory: str | None = None  # None: chosen by size (indexer.index_types.choose_index)
+    # Also serve from Milvus (indexer.milvus_backend): the version becomes a collection at milvus_uri
+    # (a server URL, or a Milvus Lite file ending in .db) and publish/rollback switch milvus_alias to it.
+    backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
+    milvus_alias: str = "skysift_current"
+    milvus_index: Literal["auto", "FLAT", "HNSW", "IVF_FLAT"] = "auto"  # auto: FLAT below 10^5 objects, HNSW above
     memory_budget_bytes: int | None = None
     recall_sample: int = 1000
     anomaly_k: int = Field(default=10, ge=1)
@@ -45,4 +51,7 @@ class IndexSettings(BaseSettings):
     def _check(self) -> IndexSettings:
         if self.recall_sample < 1:
             raise ValueError("recall_sample must be >= 1")
+        if self.backend == "milvus" and not self.milvus_uri:
+            raise ValueError("backend milvus needs a Milvus URI: pass --milvus-uri http://host:19530 "
+                             "(or a Milvus Lite file ending in .db)")
         return self

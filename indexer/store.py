@@ -39,6 +39,8 @@ from .artifacts import current_dir, read_manifest, validate
 from .errors import ArtifactMismatch
 from .footprint import sky_footprint
 from .manifest import Manifest
+from .milvus_backend import filter_expression, healpix_ranges
+from .searchers import Backend, Searcher, open_searcher
 
 EXACT_SUBSET_MAX = 200_000  # filtered subsets up to this size are searched exactly
 OVERFETCH_MARGIN = 2.0  # fetch this many times the expected number of hits needed
@@ -75,7 +77,8 @@ T = TypeVar("T")
 
 
 class IndexedSurvey:
-    def __init__(self, version_dir: Path, survey_root: Path | None = None, check_hashes: bool = False) -> None:
+    def __init__(self, version_dir: Path, survey_root: Path | None = None, check_hashes: bool = False,
+                 backend: Backend = "faiss", milvus_uri: str | None = None) -> None:
         self.dir = Path(version_dir).resolve()
         self._derived: dict[Hashable, Any] = {}
         self._derived_lock = threading.Lock()
@@ -92,7 +95,8 @@ class IndexedSurvey:
             raise ArtifactMismatch(f"{self.dir}: catalog/embeddings sizes disagree with the manifest")
         spec_keys = ("factory", "metric", "search_params", "train_size")
         self.spec = index_types.IndexSpec.from_json({k: m["index"][k] for k in spec_keys})
-        self.index = index_types.load_index(self.dir / "index.faiss", self.spec)
+        self.backend = backend
+        self.searcher: Searcher = open_searcher(self.dir, self.info, backend, milvus_uri)
         scores = pq.read_table(self.dir / "scores.parquet")
         self.anomaly = scores.column("anomaly_score").to_numpy()
         self.lens = scores.column("lens_score").to_numpy()
@@ -248,15 +252,23 @@ class IndexedSurvey:
         searched at a coarser level of the nested scheme: the parent of pixel p, j levels up, is
         p >> 2j. Cones of radius >= CONE_ALL_ROWS_DEG just take every row.
         """
-        if radius_deg >= CONE_ALL_ROWS_DEG:
+        cone = self._cone_pixels(ra_deg, dec_deg, radius_deg)
+        if cone is None:
             return np.nonzero(self.has_position)[0]
+        pix, shift = cone
+        cand = np.nonzero(np.isin(np.asarray(self.catalog["healpix"]) >> shift, pix))[0]
+        return cand[self.has_position[cand]]  # healpix is -1 for them already; old versions may differ
+
+    def _cone_pixels(self, ra_deg: float, dec_deg: float, radius_deg: float) -> tuple[np.ndarray, int] | None:
+        """(nested pixels, bits coarser than the catalogue's level) overlapping the cone, or None for
+        a cone so wide that every positioned row is a candidate."""
+        if radius_deg >= CONE_ALL_ROWS_DEG:
+            return None
         nside, shift = self.healpix.nside, 0
         while nside > 1 and math.pi * radius_deg**2 > CONE_MAX_PIXELS * (41252.96 / (12 * nside**2)):
             nside, shift = nside // 2, shift + 2
         hp = self.healpix if shift == 0 else HEALPix(nside=nside, order="nested")
-        pix = hp.cone_search_lonlat(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg)
-        cand = np.nonzero(np.isin(np.asarray(self.catalog["healpix"]) >> shift, pix))[0]
-        return cand[self.has_position[cand]]  # healpix is -1 for them already; old versions may differ
+        return np.asarray(hp.cone_search_lonlat(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg)), shift
 
     def cone_mask(self, ra_deg: float, dec_deg: float, radius_deg: float) -> np.ndarray:
         mask = np.zeros(len(self), dtype=bool)
@@ -282,30 +294,52 @@ class IndexedSurvey:
     def search_vector(self, vector: np.ndarray, k: int, filters: Filters | None = None,
                       exclude: set[int] | None = None) -> list[Neighbour]:
         """k nearest rows to a unit vector, satisfying filters, nearest first. Returns fewer than k
-        only when fewer than k objects pass the filters (minus `exclude`)."""
+        only when fewer than k objects pass the filters (minus `exclude`).
+
+        An engine that filters itself (Milvus) gets the filters as an expression and is asked for
+        k + excluded hits; every hit is still checked against the exact mask."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        q = np.asarray(vector, dtype=np.float32).reshape(-1)
-        mask = self.filter_mask(filters or Filters())
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        filters = filters or Filters()
+        mask = self.filter_mask(filters)
         exclude = exclude or set()
         n_pass = len(self) if mask is None else int(mask.sum())
-        if mask is not None and n_pass <= EXACT_SUBSET_MAX:
-            return self._scan(q, np.nonzero(mask)[0], k, exclude)
-        fetch = min(len(self), math.ceil((k + len(exclude)) * len(self) / max(n_pass, 1) * OVERFETCH_MARGIN))
-        if mask is None:
-            fetch = min(len(self), k + len(exclude))
-        elif fetch > OVERFETCH_MAX:  # so selective that the index would have to return too much
-            return self._scan(q, np.nonzero(mask)[0], k, exclude)
+        pushdown = mask is not None and self.searcher.supports_filter
+        if mask is not None and (n_pass == 0 or (n_pass <= EXACT_SUBSET_MAX and not pushdown)):
+            return self._scan(q[0], np.nonzero(mask)[0], k, exclude)
+        where = self._where(filters) if pushdown else ""
+        fetch = min(len(self), k + len(exclude))
+        if mask is not None and not pushdown:
+            fetch = min(len(self), math.ceil((k + len(exclude)) * len(self) / max(n_pass, 1) * OVERFETCH_MARGIN))
+            if fetch > OVERFETCH_MAX:  # so selective that the index would have to return too much
+                return self._scan(q[0], np.nonzero(mask)[0], k, exclude)
+        ceiling = min(OVERFETCH_MAX, self.searcher.max_k)
         while True:
-            dist, ids = index_types.search(self.index, q.reshape(1, -1), fetch)
+            dist, ids = self.searcher.search(q, min(fetch, self.searcher.max_k), where)
             out = [self._neighbour(int(i), float(d)) for d, i in zip(dist[0], ids[0], strict=True)
                    if i >= 0 and int(i) not in exclude and (mask is None or mask[i])]
             exhausted = fetch >= len(self) or bool((ids[0] < 0).any())
-            if len(out) >= k or (exhausted and mask is None):  # unfiltered: the index's answer
-                return out[:k]
-            if mask is not None and (exhausted or fetch >= OVERFETCH_MAX):
-                return self._scan(q, np.nonzero(mask)[0], k, exclude)
+            if len(out) >= k or (mask is None and (exhausted or fetch >= self.searcher.max_k)):
+                return out[:k]  # unfiltered: the index's answer
+            if mask is not None and (exhausted or fetch >= ceiling):
+                if pushdown and exhausted and len(out) >= n_pass - sum(1 for r in exclude if mask[r]):
+                    return out  # the engine returned every object that passes
+                return self._scan(q[0], np.nonzero(mask)[0], k, exclude)
             fetch = min(len(self), fetch * 4)
+
+    def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unfiltered k nearest rows of many unit vectors at once: (1 - cosine, rows), as
+        `index_types.search` answers (evaluation's retrieval metrics)."""
+        return self.searcher.search(np.asarray(queries, dtype=np.float32), k)
+
+    def _where(self, f: Filters) -> str:
+        """The filters as the engine's expression; a cone as the HEALPix ranges of its candidates."""
+        ranges = None
+        if f.radius_deg is not None and f.ra_deg is not None and f.dec_deg is not None:
+            cone = self._cone_pixels(f.ra_deg, f.dec_deg, f.radius_deg)
+            ranges = [(0, 12 * self.healpix.nside**2)] if cone is None else healpix_ranges(*cone)
+        return filter_expression(f.z_min, f.z_max, f.mag_max, ranges)
 
     def _scan(self, q: np.ndarray, rows: np.ndarray, k: int, exclude: set[int]) -> list[Neighbour]:
         """Exact top-k over `rows` in blocks: cosine on re-normalised vectors, ties by row."""

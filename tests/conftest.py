@@ -37,11 +37,22 @@ def tiny_encoder(tiny_survey: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def tiny_artifacts(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Milvus Lite database for the session (embedded, in this process): what `--milvus-uri`
+    names in tests, as a server URL would in a deployment."""
+    return str(tmp_path_factory.mktemp("milvus") / "lite.db")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_survey: Path, tiny_encoder: Path, milvus_uri: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny survey's published version, built with `--backend milvus`: it carries its FAISS
+    index and names its Milvus collection, so every read-side test can run on either engine."""
     from indexer.pipeline import index_survey
     from indexer.settings import IndexSettings
 
     root = tmp_path_factory.mktemp("artifacts")
     index_survey(IndexSettings(survey=tiny_survey, encoder=tiny_encoder, artifacts=root, job="tiny", device="cpu",
-                               shard_size=64, recall_sample=100, map_method="pca"))
+                               shard_size=64, recall_sample=100, map_method="pca", backend="milvus",
+                               milvus_uri=milvus_uri))
     return root

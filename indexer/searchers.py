@@ -1,0 +1,69 @@
+"""The vector engines the read side can search a version with, behind one small interface.
+
+`IndexedSurvey` keeps catalogue filters, exclusions and the exact-k guarantee to itself and asks
+an engine only for "the k nearest rows to these unit vectors" (optionally with a pushed-down
+filter expression). Which engine serves a version is the service's choice (`SKYSIFT_BACKEND`),
+not the version's: every version carries its FAISS index, and one built with `--backend milvus`
+also names its Milvus collection, so the same version can be served either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from . import index_types
+from .errors import ArtifactMismatch
+from .manifest import Manifest
+
+Backend = Literal["faiss", "milvus"]
+BACKENDS: tuple[Backend, ...] = ("faiss", "milvus")
+
+
+class Searcher(Protocol):
+    d: int
+    ntotal: int
+    max_k: int  # the largest k one search may ask for
+    supports_filter: bool  # whether `where` (a Milvus boolean expression) is applied by the engine
+
+    def search(self, queries: np.ndarray, k: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """(1 - cosine (Q, k) float32, rows (Q, k) int64), nearest first; -1 / inf past the hits."""
+        ...
+
+
+class FaissSearcher:
+    """The version's index.faiss in this process's memory (the default, one machine)."""
+
+    supports_filter = False
+
+    def __init__(self, path: Path, spec: index_types.IndexSpec) -> None:
+        self.index = index_types.load_index(path, spec)
+        self.d = int(self.index.d)
+        self.ntotal = int(self.index.ntotal)
+        self.max_k = self.ntotal
+
+    def search(self, queries: np.ndarray, k: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+        if where:
+            raise ValueError("the FAISS searcher applies no filter expression; filter with the catalogue mask")
+        return index_types.search(self.index, queries, k)
+
+
+def open_searcher(version_dir: Path, info: Manifest, backend: Backend = "faiss",
+                  milvus_uri: str | None = None) -> Searcher:
+    """The engine `backend` for the version at `version_dir` (ArtifactMismatch when the version was
+    not built for it; `milvus_uri` overrides the URI the build recorded, e.g. inside a container)."""
+    if backend == "faiss":
+        spec = index_types.IndexSpec.from_json(info.index.model_dump(
+            include={"factory", "metric", "search_params", "train_size"}))
+        return FaissSearcher(Path(version_dir) / "index.faiss", spec)
+    if backend == "milvus":
+        if info.milvus is None:
+            raise ArtifactMismatch(f"version {info.version} has no Milvus collection (built without "
+                                   "`skysift index --backend milvus`); serve it with SKYSIFT_BACKEND=faiss "
+                                   "or rebuild it")
+        from .milvus_backend import MilvusIndex
+
+        return MilvusIndex(info.milvus.model_dump(), milvus_uri, expected_n=info.n_objects)
+    raise ValueError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}")
