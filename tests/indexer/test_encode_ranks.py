@@ -64,7 +64,7 @@ write_shard, encode_survey = enc._write_shard, enc.encode_survey
 def probed_write(job, k, *args, **kw):
     if crash:
         os.environ["SKYSIFT_TEST_CRASH_AT"] = os.environ["PROBE_CRASH_AT"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150
         while not others_finished() and time.monotonic() < deadline:
             time.sleep(0.05)
     write_shard(job, k, *args, **kw)
@@ -127,7 +127,7 @@ def torchrun(survey: Path, encoder: Path, artifacts: Path, log: Path,
             "--monitor-interval=0.1", str(probe),
             "encode", "--survey", str(survey), "--encoder", str(encoder), "--artifacts", str(artifacts),
             "--job", "ranks", "--shard-size", str(SHARD), "--batch-size", str(SHARD), "--device", "cpu"]
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
 
 def writes(log: Path) -> list[tuple[int, int]]:
