@@ -30,6 +30,16 @@ Index choice by size (DESIGN.md §5; numbers from ``bench/bench_index_types.py``
   re-rank uses 8-bit scalar-quantised copies (``Refine(SQ8)``), and if even those do not
   fit, the PQ codes alone (lower recall: measure it with :func:`recall_at_k`).
 
+On disk, past ``ONDISK_MIN_N`` (10^7; ``choose_index(..., ondisk=True)``): the same IVF-PQ
+codes, but the inverted lists live in an ``.ivfdata`` file that is memory-mapped, and the
+re-rank reads the version's float16 ``embeddings.npy`` rows instead of float32 copies in RAM
+(:mod:`indexer.ondisk`). The service then holds ~1 B/object of anonymous memory instead of
+~550 B (IVF-PQ + RFlat) or ~790 B (HNSW32): at 10^7 x 128 that is 5.5-7.8 GB less RAM
+for a slower query (measured by ``bench/bench_scale.py``, see docs/scale.md). Below 10^7
+HNSW32 fits a small node and answers in ~0.4 ms, so the on-disk index is not worth its
+page-cache misses there; ``IndexSpec.storage == "ondisk"`` marks such a spec, whose factory
+has no ``RFlat``/``Refine`` (the re-rank is :mod:`indexer.ondisk`'s, against float16 rows).
+
 Build seeds fix the training sample and the k-means/PQ initialisation; HNSW insertion with
 more than one thread is not bit-reproducible (FAISS adds in parallel).
 """
@@ -60,6 +70,8 @@ PCA_MAX_DIM = 256
 QUANTIZER_HNSW_MIN_NLIST = 16_384  # above this a flat coarse quantiser dominates query time
 BLAS_THRESHOLD = 20  # queries per batch from which exact search uses BLAS (DESIGN.md §6)
 NORM_TOLERANCE = 1e-2  # float16 embeddings.npy rows are unit norm to ~1e-3
+ONDISK_MIN_N = 10_000_000  # from here choose_index(..., ondisk=True) picks the on-disk IVF-PQ (docstring)
+STORAGES = ("memory", "ondisk")  # IndexSpec.storage: in-RAM FAISS index, or indexer.ondisk
 
 _KNOWN_SEARCH_PARAMS = ("efSearch", "nprobe", "k_factor", "quantizer_efSearch")
 _KNOWN_BUILD_PARAMS = ("efConstruction",)
@@ -73,7 +85,10 @@ class IndexSpec:
     ``k * k_factor`` candidates), ``quantizer_efSearch`` (HNSW coarse quantiser).
     ``build_params`` keys: ``efConstruction`` (HNSW beam width while inserting; the factory
     string cannot carry it). ``train_size`` is the number of vectors sampled (seeded) to
-    train IVF/PQ/PCA; ``None`` for indexes that need no training.
+    train IVF/PQ/PCA; ``None`` for indexes that need no training. ``storage`` is ``"memory"``
+    (a FAISS index built by :func:`build_index`) or ``"ondisk"`` (IVF-PQ with on-disk lists
+    and a float16 re-rank, built by ``indexer.ondisk.build_ondisk``); JSON written before the
+    field existed has no ``storage`` key and reads as ``"memory"``.
     """
 
     factory: str
@@ -81,8 +96,11 @@ class IndexSpec:
     search_params: dict[str, float] = field(default_factory=dict)
     train_size: int | None = None
     build_params: dict[str, float] = field(default_factory=dict)
+    storage: str = "memory"
 
     def __post_init__(self) -> None:
+        if self.storage not in STORAGES:
+            raise ValueError(f"IndexSpec.storage must be one of {list(STORAGES)}, got {self.storage!r}")
         if self.metric != "ip":
             raise ValueError(f"IndexSpec.metric must be 'ip' (cosine on unit vectors), got {self.metric!r}")
         unknown = sorted(set(self.search_params) - set(_KNOWN_SEARCH_PARAMS))
@@ -95,20 +113,24 @@ class IndexSpec:
             raise ValueError(f"train_size must be positive or None, got {self.train_size}")
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready mapping for the artifact manifest."""
-        return {
+        """A JSON-ready mapping for the artifact manifest (``storage`` only when not "memory",
+        so in-memory specs keep the JSON they always had)."""
+        out: dict[str, Any] = {
             "factory": self.factory,
             "metric": self.metric,
             "search_params": dict(sorted(self.search_params.items())),
             "train_size": self.train_size,
             "build_params": dict(sorted(self.build_params.items())),
         }
+        if self.storage != "memory":
+            out["storage"] = self.storage
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str) -> IndexSpec:
         """Inverse of :meth:`to_json`; also accepts the JSON text. Unknown keys are an error."""
         obj = json.loads(data) if isinstance(data, str) else dict(data)
-        fields = {"factory", "metric", "search_params", "train_size", "build_params"}
+        fields = {"factory", "metric", "search_params", "train_size", "build_params", "storage"}
         extra = sorted(set(obj) - fields)
         if extra:
             raise ValueError(f"unknown IndexSpec field(s) {extra}")
@@ -120,6 +142,7 @@ class IndexSpec:
             search_params=dict(obj.get("search_params") or {}),
             train_size=obj.get("train_size"),
             build_params=dict(obj.get("build_params") or {}),
+            storage=str(obj.get("storage", "memory")),
         )
 
 
@@ -139,8 +162,34 @@ def hnsw_bytes_per_vector(dim: int, m: int = HNSW_M) -> float:
     return 4.0 * dim + 8.0 * m * 1.05 + 16.0
 
 
-def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None) -> IndexSpec:
-    """Pick an index for ``n`` unit vectors of width ``dim`` (thresholds: module docstring)."""
+def ondisk_spec(n: int, dim: int) -> IndexSpec:
+    """The on-disk IVF-PQ for ``n`` unit vectors of width ``dim`` (``indexer.ondisk``).
+
+    Same coarse quantiser, PQ and PCA rule as the in-memory IVF-PQ of :func:`choose_index`,
+    without ``RFlat``: the re-rank of ``k * k_factor`` candidates reads float16 rows from disk.
+    """
+    if n < 1 or dim < 1:
+        raise ValueError(f"need n >= 1 and dim >= 1, got n={n}, dim={dim}")
+    nlist = ivf_nlist(n)
+    coded_dim = min(dim, PCA_MAX_DIM)
+    m = max(d for d in range(1, max(coded_dim // 4, 1) + 1) if coded_dim % d == 0)
+    parts = [f"PCAR{coded_dim}"] if coded_dim < dim else []
+    quantizer = "_HNSW32" if nlist >= QUANTIZER_HNSW_MIN_NLIST else ""
+    parts += [f"IVF{nlist}{quantizer}", f"PQ{m}x8"]
+    params: dict[str, float] = {"nprobe": IVF_NPROBE, "k_factor": IVF_K_FACTOR}
+    if quantizer:
+        params["quantizer_efSearch"] = 2 * IVF_NPROBE
+    train_size = min(n, max(50 * nlist, 65_536))
+    return IndexSpec(",".join(parts), search_params=params, train_size=train_size, storage="ondisk")
+
+
+def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None, *, ondisk: bool = False) -> IndexSpec:
+    """Pick an index for ``n`` unit vectors of width ``dim`` (thresholds: module docstring).
+
+    ``ondisk=True`` (the caller can build and serve :mod:`indexer.ondisk` indexes): from
+    ``ONDISK_MIN_N`` on, or where the budget holds neither HNSW nor float32 re-rank copies,
+    the on-disk IVF-PQ of :func:`ondisk_spec`.
+    """
     if n < 1 or dim < 1:
         raise ValueError(f"need n >= 1 and dim >= 1, got n={n}, dim={dim}")
     if memory_budget_bytes is not None and memory_budget_bytes <= 0:
@@ -161,6 +210,8 @@ def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None) -> In
     nlist = ivf_nlist(n)
     coded_dim = min(dim, PCA_MAX_DIM)
     m = max(d for d in range(1, max(coded_dim // 4, 1) + 1) if coded_dim % d == 0)
+    if ondisk and (n >= ONDISK_MIN_N or not fits(n * (m + 8.0) + 4.0 * n * dim)):
+        return ondisk_spec(n, dim)
     parts = [f"PCAR{coded_dim}"] if coded_dim < dim else []
     quantizer = "_HNSW32" if nlist >= QUANTIZER_HNSW_MIN_NLIST else ""
     parts.append(f"IVF{nlist}{quantizer}")
@@ -277,6 +328,10 @@ def build_index(vectors: np.ndarray, spec: IndexSpec, *, seed: int = 0, threads:
     Training (IVF, PQ, PCA) uses ``min(N, spec.train_size)`` rows drawn with ``seed``;
     ``threads`` caps OpenMP threads for the build (None: FAISS default).
     """
+    if spec.storage != "memory":
+        raise ValueError(
+            f"spec {spec.factory!r} has storage {spec.storage!r}: build it with indexer.ondisk.build_ondisk"
+        )
     x = _check_vectors(vectors, "vectors")
     n, dim = x.shape
     if n == 0:
