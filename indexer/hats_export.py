@@ -119,8 +119,8 @@ def export_hats(
     index_path = version_dir / "index.faiss"
     if not index_path.exists():
         raise ArtifactError(f"{version_dir}: no index.faiss to find the neighbours with")
-    spec = index_types.IndexSpec.from_json({key: manifest["index"][key]
-                                           for key in ("factory", "metric", "search_params", "train_size")})
+    spec_keys = ("factory", "metric", "search_params", "train_size", "build_params", "storage")
+    spec = index_types.IndexSpec.from_json({key: v for key, v in manifest["index"].items() if key in spec_keys})
     index = index_types.load_index(index_path, spec)
     if index.ntotal != n:
         raise ArtifactMismatch(f"{version_dir}: index.faiss holds {index.ntotal} vectors, manifest {n}")

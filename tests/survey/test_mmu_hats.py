@@ -28,6 +28,11 @@ from survey.readers.errors import (
 )
 from survey.readers.mmu import MmuReader
 
+# lsdb 0.11 and nested-pandas 0.7 call pandas APIs that pandas 3.1 deprecates (inplace=,
+# mode.chained_assignment): their warnings, not ours; any other warning still shows.
+pytestmark = [pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:lsdb"),
+              pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:nested_pandas")]
+
 NSIDE = 16
 SIZE = 32
 BANDS = ("des-g", "des-r", "des-z")
