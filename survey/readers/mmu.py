@@ -342,6 +342,8 @@ def _columns(f: h5py.File, n: int, n_bands: int, src: str) -> tuple[dict[str, np
             values = ds.asstr()[()].astype(object) if h5py.check_string_dtype(ds.dtype) else ds[()]
         except (OSError, UnicodeDecodeError) as e:
             raise CorruptFile(src, f"cannot read dataset {key!r}: {e}") from e
+        if values.dtype.kind == "S":  # fixed-length bytes without h5py's string tag (DR10's TYPE)
+            values = np.char.decode(values, "utf-8", "replace").astype(object)
         name = RENAMES.get(key, key)
         if key == "object_id":
             cols[name] = int_strings(values.reshape(n), key, src)

@@ -119,6 +119,38 @@ def test_ingest_maps_the_mmu_layout_onto_native_shards(tmp_path: Path) -> None:
     assert np.isnan(hole[0, 2, 3]) and np.isnan(hole).sum() == 1
 
 
+def test_dr10_style_file_string_ids_upper_case_positions_and_no_image_scale(tmp_path: Path) -> None:
+    """legacysurvey DR10 in MMU: ids '<BRICKNAME>-<OBJID>', RA/DEC, 4 bands; here without image_scale."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "legacysurvey" / "dr10_south_21" / "healpix=1500" / "001-of-001.hdf5"
+    path.parent.mkdir(parents=True)
+    n = 5
+    hp = HEALPix(nside=NSIDE, order="nested")
+    ra, dec = (np.full(n, q.to_value(u.deg)) + rng.uniform(-0.1, 0.1, n) for q in hp.healpix_to_lonlat(1500))
+    with h5py.File(path, "w") as h:
+        h["object_id"] = np.array([f"1234p567-{i}".encode() for i in range(n)], dtype=h5py.string_dtype("utf-8", 16))
+        h["RA"], h["DEC"], h["healpix"] = ra, dec, np.full(n, 1500)
+        h["image_array"] = rng.normal(0, 1, (n, 4, 16, 16)).astype(np.float32)
+        h["image_band"] = np.array([[b"des-g", b"des-r", b"des-i", b"des-z"]] * n, dtype=h5py.string_dtype("utf-8", 5))
+        h["TYPE"] = np.array([b"SER", b"EXP", b"DEV", b"REX", b"SER"])
+        h["catalog"] = np.zeros((n, 8), dtype=np.float32)  # not one value or one per band: not a column
+    with MmuReader(tmp_path / "legacysurvey") as r:
+        assert r.catalog["object_id"].tolist() == [f"1234p567-{i}" for i in range(n)]
+        np.testing.assert_allclose(r.catalog["ra"], ra)
+        assert r.bands == ("g", "r", "i", "z") and r.units == "nanomaggies"
+        assert r.pixel_scale_arcsec == pytest.approx(0.262) and any("0.262" in note for note in r.notes)
+        assert r.catalog["TYPE"].tolist() == ["SER", "EXP", "DEV", "REX", "SER"]
+        assert "catalog" in r.ignored_keys
+    from survey.readers.errors import CalibrationError
+
+    other = path.rename(tmp_path / "hsc.hdf5")  # not Legacy Survey: no scale to assume
+    _rewrite(other, image_band=np.array([[b"hsc-g", b"hsc-r", b"hsc-i", b"hsc-z"]] * n))
+    with pytest.raises(CalibrationError, match=f"{other}: no image_scale"):
+        MmuReader(other)
+    with MmuReader(other, pixel_scale_arcsec=0.168) as r:
+        assert (r.pixel_scale_arcsec, r.units, r.bands) == (0.168, "flux", ("g", "r", "i", "z"))
+
+
 def _rewrite(path: Path, **changes: object) -> None:
     with h5py.File(path, "a") as h:
         for key, value in changes.items():
