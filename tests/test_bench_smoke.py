@@ -161,6 +161,18 @@ def check_ablation(res: dict[str, Any]) -> None:
         assert 0 <= e["plain"]["macro"] <= 1
 
 
+def check_scale(res: dict[str, Any]) -> None:
+    od = res["ondisk"]
+    positive(od["n"], od["build_s"], od["ivfdata_bytes"], od["embeddings_bytes"], res["hnsw"]["n"],
+             res["milvus_lite"]["n"], res["ground_truth_s"], *res["ratios"].values())
+    assert set(od["build_seconds"]) == {"train", "fill", "merge"} and od["processes"] == 2
+    assert [r["params"]["nprobe"] for r in od["sweep"]] == [8, 16]
+    for key in ("ondisk", "hnsw", "milvus_lite"):
+        for r in res[key]["sweep"]:
+            positive(r["recall_at_10"], r["latency_1_thread"]["p50_ms"], r["timed_queries"])
+        assert isinstance(res[key]["anon_bytes_per_object"], float)  # RAM growth: may be ~0 at this size
+
+
 def check_upload_bombs(res: dict[str, Any]) -> None:
     m = res["metrics"]
     positive(res["idle_rss_mb"], res["vmhwm_mb"], *(r["requests"] for r in res["results"].values()))
@@ -211,6 +223,12 @@ SMOKES = [
                            "--train-args", f"--max-steps 2 --backbone-kwargs {shlex.quote(TINY_BACKBONE)} "
                            "--proj-dim 16 --proj-hidden 32 --workers 0 --monitor-size 0 --device cpu"],
           check_real_retrieval, timeout_s=240, defaults=("bench/results/real_retrieval_smoke.json",)),
+    Smoke("bench_scale.py",
+          lambda tmp, fx: ["--n", "20000", "--hnsw-n", "5000", "--milvus-n", "2000", "--dim", "32", "--clusters", "20",
+                           "--nlist", "64", "--train-size", "5000", "--pq-m", "8", "--queries", "30",
+                           "--latency-queries", "20", "--warmup", "2", "--milvus-queries", "10", "--nprobe", "8", "16",
+                           "--processes", "2", "--work", str(tmp / "work"), "--out", str(tmp / "out.json")],
+          check_scale, timeout_s=180, defaults=("bench/results/scale_n20000.json",)),
     Smoke("bench_service_load.py",
           lambda tmp, fx: ["--n", "2000", "--factory", "HNSW32", "--workers", "1", "--repeats", "1", "--duration", "4",
                            "--warmup", "700", "--latency-requests", "100", "--requests", "400",
