@@ -1,4 +1,5 @@
-"""skysift: simulate | ingest | train | finetune | encode | index | publish | versions | serve | evaluate | demo.
+"""skysift: simulate | ingest | train | finetune | encode | index | publish | versions | export-hats | serve |
+evaluate | demo.
 
     skysift --help
     skysift --version
