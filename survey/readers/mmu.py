@@ -193,10 +193,12 @@ class MmuReader:
         f = self._open[1]
         assert f is not None
         uniq, inverse = np.unique(local, return_inverse=True)
+        # contiguous rows: one hyperslab read; otherwise h5py's fancy indexing (increasing indices)
+        sel = slice(int(uniq[0]), int(uniq[-1]) + 1) if uniq[-1] - uniq[0] + 1 == len(uniq) else uniq
         try:
-            block = np.asarray(f["image_array"][uniq], dtype=np.float32)
+            block = np.asarray(f["image_array"][sel], dtype=np.float32)
             if self._ivar[k]:
-                block[np.asarray(f["image_ivar"][uniq]) == 0] = np.nan
+                block[np.asarray(f["image_ivar"][sel]) == 0] = np.nan
         except (OSError, ValueError) as e:
             raise CorruptFile(str(self.files[k]), f"cannot read image rows {uniq[0]}..{uniq[-1]}: {e}") from e
         return block[inverse]
@@ -298,6 +300,10 @@ def _check_layout(f: h5py.File, src: str) -> tuple[int, tuple[int, ...], np.ndar
         raise MissingKey(src, f"missing dataset(s) {missing} of the MMU image layout (found {sorted(f.keys())})")
     images, bands = f["image_array"], f["image_band"]
     n = f["object_id"].shape[0] if f["object_id"].ndim else -1
+    for ds in (f["object_id"], _dataset(f, "ra", "RA"), _dataset(f, "dec", "DEC")):
+        assert ds is not None
+        if ds.shape not in ((n,), (n, 1)):
+            raise LayoutMismatch(src, f"{ds.name.lstrip('/')!r} must have one value per object ({n}), got {ds.shape}")
     if images.ndim != 4 or images.shape[0] != n:
         raise LayoutMismatch(src, f"'image_array' must be ({n}, C, H, W), got shape {images.shape}")
     if bands.shape != images.shape[:2]:

@@ -188,6 +188,11 @@ def test_malformed_mmu_files_raise_named_errors_naming_the_file(tmp_path: Path) 
     with pytest.raises(LayoutMismatch, match=r"'healpix' holds \[7, 7, 7\] but the file is in folder healpix="):
         ingest(root, "mmu", tmp_path / "out")
 
+    root, path = fresh("short_ra")
+    _rewrite(path, ra=np.zeros(3))
+    with pytest.raises(LayoutMismatch, match=r"'ra' must have one value per object \(4\), got \(3,\)"):
+        ingest(root, "mmu", tmp_path / "out")
+
     root, path = fresh("planes")
     _rewrite(path, image_band=np.array([[b"des-g", b"des-r"]] * 4))
     with pytest.raises(WrongBandCount, match=str(path)):
