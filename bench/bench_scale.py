@@ -161,39 +161,45 @@ def serve(args: argparse.Namespace) -> None:
         index = faiss.read_index(str(work / "hnsw.faiss"))
         sweep = [{"efSearch": e} for e in args.ef_search]
     open_s = time.perf_counter() - t0
-    rows = []
-    for params in sweep:
+    opened = _mem()
+
+    def set_params(params: dict[str, int]) -> None:
         if args.serve == "ondisk":
             index.nprobe, index.k_factor = params["nprobe"], params["k_factor"]
             if index.quantizer_efSearch is not None:
                 index.quantizer_efSearch = max(2 * params["nprobe"], 16)
-
-            def one(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return index.search(x, K)  # noqa: B023
         else:
             index.hnsw.efSearch = params["efSearch"]
 
-            def one(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                return search(index, x, K)  # noqa: B023
+    def one(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return index.search(x, K) if args.serve == "ondisk" else search(index, x, K)
 
-        _, ids = one(q)
-        recall = intersection_recall(ids, gt)
-        for i in range(min(args.warmup, len(q))):
-            one(q[i : i + 1])
-        ms = np.empty(min(args.latency_queries, len(q)))
-        for i in range(len(ms)):
+    recalls = []
+    for params in sweep:  # recall: all queries in one batch per setting
+        set_params(params)
+        recalls.append(intersection_recall(one(q)[1], gt))
+    # Latency: settings interleaved query by query, so that load from other jobs on the shared
+    # cores falls on every setting alike instead of on whichever ran during a busy minute.
+    nlat = min(args.latency_queries, len(q))
+    ms = np.empty((len(sweep), nlat))
+    for i in range(-min(args.warmup, len(q)), nlat):
+        for j, params in enumerate(sweep):
+            set_params(params)
             t = time.perf_counter_ns()
-            one(q[i : i + 1])
-            ms[i] = (time.perf_counter_ns() - t) / 1e6
+            one(q[i : i + 1] if i >= 0 else q[len(q) + i : len(q) + i + 1])
+            if i >= 0:
+                ms[j, i] = (time.perf_counter_ns() - t) / 1e6
+    rows = []
+    for j, params in enumerate(sweep):
         rows.append(
             {
                 "params": params,
-                "recall_at_10": recall,
-                "latency_1_thread": latency_summary(ms),
-                "timed_queries": len(ms),
+                "recall_at_10": recalls[j],
+                "latency_1_thread": latency_summary(ms[j]),
+                "timed_queries": nlat,
             }
         )
-        log(f"{args.serve} {params}: recall@10 {recall:.4f}, p50 {np.median(ms):.3f} ms")
+        log(f"{args.serve} {params}: recall@10 {recalls[j]:.4f}, p50 {np.median(ms[j]):.3f} ms")
     after = _mem()
     n = int(index.ntotal)
     res = {
@@ -205,6 +211,8 @@ def serve(args: argparse.Namespace) -> None:
         "anon_growth_bytes": after["RssAnon"] - before["RssAnon"],
         "file_rss_growth_bytes": after["RssFile"] - before["RssFile"],
         "anon_bytes_per_object": (after["RssAnon"] - before["RssAnon"]) / n,
+        "anon_bytes_per_object_after_open": (opened["RssAnon"] - before["RssAnon"]) / n,
+        "loadavg_1min_end": os.getloadavg()[0],
     }
     Path(args.serve_out).write_text(json.dumps(res))
 
@@ -337,11 +345,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         search_params={"nprobe": args.nprobe[0], "k_factor": args.k_factor[0]},
         train_size=min(args.train_size, args.n),
     )
-    shutil.rmtree(work / "ondisk", ignore_errors=True)
-    t0 = time.perf_counter()
-    meta = build_ondisk(xb, work / "ondisk", spec, seed=args.seed, processes=args.processes)
-    build_s = time.perf_counter() - t0
-    log(f"on-disk build {build_s:.0f} s: {meta['seconds']}")
+    prev = json.loads((work / "partial.json").read_text()) if args.reuse and (work / "partial.json").exists() else {}
+    old = prev.get("ondisk", {})
+    reused: dict[str, str] = {}
+    if old.get("n") == args.n and old.get("spec") == spec.to_json() and (work / "ondisk" / "ondisk.json").exists():
+        meta = json.loads((work / "ondisk" / "ondisk.json").read_text())
+        build_s = old["build_s"]
+        reused["ondisk"] = "build figures from the run that wrote " + str(work / "partial.json")
+        log(f"reusing the on-disk index in {work / 'ondisk'} (built in {build_s:.0f} s)")
+    else:
+        shutil.rmtree(work / "ondisk", ignore_errors=True)
+        t0 = time.perf_counter()
+        meta = build_ondisk(xb, work / "ondisk", spec, seed=args.seed, processes=args.processes)
+        build_s = time.perf_counter() - t0
+        log(f"on-disk build {build_s:.0f} s: {meta['seconds']}")
     ondisk = {
         "n": args.n,
         "spec": spec.to_json(),
@@ -355,7 +372,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         **run_child("ondisk", args.n, args, work),
     }
 
-    write_json(work / "partial.json", {"ondisk": ondisk})  # a late crash leaves the long part on disk
+    write_json(work / "partial.json", {**prev, "ondisk": ondisk})  # a late crash leaves the long part on disk
 
     # HNSW32 at hnsw_n
     hspec = IndexSpec(
@@ -363,12 +380,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         search_params={"efSearch": HNSW_EF_SEARCH},
         build_params={"efConstruction": HNSW_EF_CONSTRUCTION},
     )
-    t0 = time.perf_counter()
-    hindex = build_index(np.asarray(xb[:hnsw_n], dtype=np.float32), hspec, seed=args.seed, threads=threads)
-    hbuild = time.perf_counter() - t0
-    save_index(hindex, work / "hnsw.faiss")
-    del hindex
-    log(f"HNSW{HNSW_M} at {hnsw_n}: built in {hbuild:.0f} s")
+    old = prev.get("hnsw", {})
+    if old.get("n") == hnsw_n and old.get("spec") == hspec.to_json() and (work / "hnsw.faiss").exists():
+        hbuild = old["build_s"]
+        reused["hnsw"] = "build figures from the run that wrote " + str(work / "partial.json")
+        log(f"reusing {work / 'hnsw.faiss'} (built in {hbuild:.0f} s)")
+    else:
+        t0 = time.perf_counter()
+        hindex = build_index(np.asarray(xb[:hnsw_n], dtype=np.float32), hspec, seed=args.seed, threads=threads)
+        hbuild = time.perf_counter() - t0
+        save_index(hindex, work / "hnsw.faiss")
+        del hindex
+        log(f"HNSW{HNSW_M} at {hnsw_n}: built in {hbuild:.0f} s")
     hnsw = {
         "n": hnsw_n,
         "spec": hspec.to_json(),
@@ -377,7 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         **run_child("hnsw", hnsw_n, args, work),
     }
 
-    write_json(work / "partial.json", {"ondisk": ondisk, "hnsw": hnsw})
+    write_json(work / "partial.json", {**prev, "ondisk": ondisk, "hnsw": hnsw})
     mil = milvus(xb[:milvus_n], xq, gt[milvus_n], args, work) if milvus_n > 0 else None
 
     best = {"ondisk": pick(ondisk["sweep"]), "hnsw": pick(hnsw["sweep"])}
@@ -437,6 +460,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ondisk_ram_le_64_bytes": ondisk["anon_bytes_per_object"] <= TARGET_BYTES,
             "ondisk_recall_ge_0.95": best["ondisk"]["recall_at_10"] >= TARGET_RECALL,
         },
+        "reused_builds": reused,
         "total_s": time.perf_counter() - t_all,
         "repeats": 1,
     }
@@ -465,6 +489,11 @@ def main() -> None:
     p.add_argument("--k-factor", type=int, nargs="+", default=[8])
     p.add_argument("--ef-search", type=int, nargs="+", default=[HNSW_EF_SEARCH])
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"), help="data, indexes, Milvus db")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the indexes a previous run left in --work (same n and spec) and its build times",
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON (default bench/results/scale_n<N>.json)")
     p.add_argument("--serve", choices=["ondisk", "hnsw"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--serve-n", type=int, default=0, help=argparse.SUPPRESS)
