@@ -10,9 +10,11 @@ stage without a manifest, which publish refuses and the next build replaces.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -37,6 +39,7 @@ from .projection import project_2d, resolve_method
 from .quality import FEATURES as QUALITY_FEATURES
 from .quality import QUALITY_DESCRIPTION, quality_score, robust_z, survey_quality
 from .scores import anomaly_scores, lens_scores
+from .searchers import ONDISK_DIR, FaissSearcher, Searcher, open_index
 from .settings import IndexSettings
 
 ANOMALY_DESCRIPTIONS = {
@@ -115,6 +118,41 @@ def job_quality(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> 
     return feats
 
 
+def _build_index(s: IndexSettings, vec: np.ndarray, stage: Path, log: Callable[[str], None]) -> FaissSearcher:
+    """The version's FAISS index, in memory (index.faiss) or with IVF-PQ lists on disk (index/ next
+    to embeddings.npy, whose float16 rows it re-ranks with), as a searcher of the staged files."""
+    n, d = vec.shape
+    if s.index_factory:
+        spec = index_types.IndexSpec(s.index_factory)
+    elif s.index_storage == "ondisk":
+        spec = index_types.ondisk_spec(n, d)
+        # forced on a small survey: 8-bit PQ k-means needs at least 2^8 training rows, so fewer bits
+        bits = int(np.clip(np.floor(np.log2(n)), 1, 8))
+        if bits < 8:
+            spec = dataclasses.replace(spec, factory=re.sub(r"PQ(\d+)x8", rf"PQ\1x{bits}", spec.factory))
+    else:
+        spec = index_types.choose_index(n, d, s.memory_budget_bytes, ondisk=s.index_storage == "auto")
+    log(f"index {spec.factory} ({spec.storage}) for {n} x {d}")
+    if spec.storage == "ondisk":
+        from .ondisk import build_ondisk
+
+        build_ondisk(np.load(stage / "embeddings.npy", mmap_mode="r"), stage / ONDISK_DIR, spec, seed=s.seed,
+                     processes=s.index_processes)
+        return open_index(stage, spec)
+    index_types.save_index(index_types.build_index(vec, spec, seed=s.seed), stage / "index.faiss")
+    return open_index(stage, spec)
+
+
+def searcher_recall(searcher: Searcher, vec: np.ndarray, *, k: int, sample: int, seed: int) -> float:
+    """recall@k of a searcher against exact inner-product search over `vec` (its rows), on `sample`
+    seeded rows as queries (index_types.recall_at_k for any engine)."""
+    import faiss
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(vec), size=min(sample, len(vec)), replace=False))
+    _, exact = faiss.knn(vec[rows], vec, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return index_types.intersection_recall(searcher.search(vec[rows], k)[1], exact)
+
+
 def _float_column(catalog: Any, name: str, n: int) -> np.ndarray:
     """A catalogue column as float (NaN where absent: a survey without redshifts has no z filter)."""
     return np.asarray(catalog[name], dtype=np.float64) if name in catalog else np.full(n, np.nan)
@@ -140,16 +178,13 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     np.save(stage / "embeddings.npy", emb16)
     crash_point("build.mid_stage")  # a half-written stage: no manifest, so never publishable
     n, d = vec.shape
-    spec = index_types.IndexSpec(s.index_factory) if s.index_factory else index_types.choose_index(
-        n, d, s.memory_budget_bytes)
-    log(f"index {spec.factory} for {n} x {d}")
-    index = index_types.build_index(vec, spec, seed=s.seed)
-    recall = index_types.recall_at_k(index, vec, k=min(10, n), sample=min(s.recall_sample, n), seed=s.seed)
+    searcher = _build_index(s, vec, stage, log)
+    recall = searcher_recall(searcher, vec, k=min(10, n), sample=min(s.recall_sample, n), seed=s.seed)
     log(f"recall@10 vs exact on {min(s.recall_sample, n)} queries: {recall:.4f}")
-    index_types.save_index(index, stage / "index.faiss")
+    spec = searcher.spec
 
     k = min(s.anomaly_k + 1, n)
-    hits = [index_types.search(index, vec[i : i + 8192], k) for i in range(0, n, 8192)]
+    hits = [searcher.search(vec[i : i + 8192], k) for i in range(0, n, 8192)]
     dist, nbr = np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits])
     anomaly = anomaly_scores(dist, nbr, s.anomaly_method)
     lens_rows = known_lens_rows(s.lens_labels, survey)

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from . import index_types
 from .artifacts import read_manifest
 from .errors import ArtifactError, ArtifactMismatch
+from .searchers import ONDISK_DIR, open_index
 
 SCORE_COLUMNS = ("anomaly_score", "lens_score", "quality_score", "combined_score")
 ROWS_PER_FILE = 1_000_000
@@ -63,7 +64,7 @@ class HatsExport:
     columns: list[str] = field(default_factory=list)
 
 
-def neighbours(index: Any, embeddings: np.ndarray, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def neighbours(searcher: Any, embeddings: np.ndarray, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k nearest other rows: (rows (N, k) int64, -1 where missing; distances (N, k) float32).
 
     Asks the index for k + 1 hits per row and drops the row itself wherever it appears; when it
@@ -76,7 +77,7 @@ def neighbours(index: Any, embeddings: np.ndarray, k: int, batch_size: int = 409
     for start in range(0, n, batch_size):
         q = np.asarray(embeddings[start : start + batch_size], dtype=np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)  # float16 rows are unit norm to ~1e-3
-        dist, ids = index_types.search(index, q, k + 1)  # (b, k+1), nearest first
+        dist, ids = searcher.search(q, k + 1)  # (b, k+1), nearest first
         b = len(q)
         rows = np.arange(start, start + b)
         is_self = ids == rows[:, None]
@@ -116,14 +117,14 @@ def export_hats(
     embeddings = np.load(version_dir / "embeddings.npy", mmap_mode="r")
     if embeddings.shape[0] != n:
         raise ArtifactMismatch(f"{version_dir}: embeddings.npy has {embeddings.shape[0]} rows, manifest {n}")
-    index_path = version_dir / "index.faiss"
-    if not index_path.exists():
-        raise ArtifactError(f"{version_dir}: no index.faiss to find the neighbours with")
     spec_keys = ("factory", "metric", "search_params", "train_size", "build_params", "storage")
     spec = index_types.IndexSpec.from_json({key: v for key, v in manifest["index"].items() if key in spec_keys})
-    index = index_types.load_index(index_path, spec)
+    index_path = version_dir / (ONDISK_DIR if spec.storage == "ondisk" else "index.faiss")
+    if not index_path.exists():
+        raise ArtifactError(f"{version_dir}: no {index_path.name} to find the neighbours with")
+    index = open_index(version_dir, spec)  # in memory or on disk, as the service searches it
     if index.ntotal != n:
-        raise ArtifactMismatch(f"{version_dir}: index.faiss holds {index.ntotal} vectors, manifest {n}")
+        raise ArtifactMismatch(f"{version_dir}: the index holds {index.ntotal} vectors, manifest {n}")
     log(f"{n} objects: {k} neighbours each, in batches of {batch_size}")
     nbr_rows, nbr_dist = neighbours(index, embeddings, k, batch_size)
     ids = table.column("object_id").to_numpy(zero_copy_only=False).astype(object)

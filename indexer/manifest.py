@@ -45,6 +45,7 @@ class IndexPart(_Part):
     train_size: int | None = None
     recall_at_10: float | None = None
     recall_sample: int | None = None
+    storage: str = "memory"  # "ondisk": IVF-PQ lists in index/ (indexer.ondisk); versions before it: memory
 
 
 class MilvusPart(_Part):

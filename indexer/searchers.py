@@ -10,7 +10,7 @@ also names its Milvus collection, so the same version can be served either way.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -33,13 +33,24 @@ class Searcher(Protocol):
         ...
 
 
+ONDISK_DIR = "index"  # a version's on-disk IVF-PQ folder (indexer.ondisk), next to embeddings.npy
+
+
 class FaissSearcher:
-    """The version's index.faiss in this process's memory (the default, one machine)."""
+    """The version's FAISS index: index.faiss in this process's memory (the default, one machine),
+    or IVF-PQ lists on disk in index/ re-ranked against the float16 embeddings.npy (past 10^7)."""
 
     supports_filter = False
 
-    def __init__(self, path: Path, spec: index_types.IndexSpec) -> None:
-        self.index = index_types.load_index(path, spec)
+    def __init__(self, version_dir: Path, spec: index_types.IndexSpec) -> None:
+        self.spec = spec
+        self.index: Any
+        if spec.storage == "ondisk":
+            from .ondisk import open_ondisk
+
+            self.index = open_ondisk(Path(version_dir) / ONDISK_DIR, Path(version_dir) / "embeddings.npy", spec)
+        else:
+            self.index = index_types.load_index(Path(version_dir) / "index.faiss", spec)
         self.d = int(self.index.d)
         self.ntotal = int(self.index.ntotal)
         self.max_k = self.ntotal
@@ -47,7 +58,13 @@ class FaissSearcher:
     def search(self, queries: np.ndarray, k: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
         if where:
             raise ValueError("the FAISS searcher applies no filter expression; filter with the catalogue mask")
+        if self.spec.storage == "ondisk":
+            return self.index.search(queries, k)  # type: ignore[no-any-return]
         return index_types.search(self.index, queries, k)
+
+
+def open_index(version_dir: Path, spec: index_types.IndexSpec) -> FaissSearcher:
+    return FaissSearcher(version_dir, spec)
 
 
 def open_searcher(version_dir: Path, info: Manifest, backend: Backend = "faiss",
@@ -56,8 +73,8 @@ def open_searcher(version_dir: Path, info: Manifest, backend: Backend = "faiss",
     not built for it; `milvus_uri` overrides the URI the build recorded, e.g. inside a container)."""
     if backend == "faiss":
         spec = index_types.IndexSpec.from_json(info.index.model_dump(
-            include={"factory", "metric", "search_params", "train_size"}))
-        return FaissSearcher(Path(version_dir) / "index.faiss", spec)
+            include={"factory", "metric", "search_params", "train_size", "storage"}))
+        return FaissSearcher(Path(version_dir), spec)
     if backend == "milvus":
         if info.milvus is None:
             raise ArtifactMismatch(f"version {info.version} has no Milvus collection (built without "

@@ -32,6 +32,11 @@ class IndexSettings(BaseSettings):
     milvus_alias: str = "skysift_current"
     milvus_index: Literal["auto", "FLAT", "HNSW", "IVF_FLAT"] = "auto"  # auto: FLAT below 10^5 objects, HNSW above
     memory_budget_bytes: int | None = None
+    # Where the FAISS index lives: "auto" keeps it in memory up to index_types.ONDISK_MIN_N objects and
+    # puts IVF-PQ lists on disk past it (indexer.ondisk: <= 64 B/object of RAM, float16 re-rank);
+    # "ondisk" forces that at any size. index_processes fill its shards in parallel.
+    index_storage: Literal["auto", "memory", "ondisk"] = "auto"
+    index_processes: int = Field(default=1, ge=1)
     recall_sample: int = 1000
     anomaly_k: int = Field(default=10, ge=1)
     anomaly_method: Literal["mean", "kth", "lof"] = "lof"  # best AUROC on simulated truth: docs/indexing.md

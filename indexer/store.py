@@ -93,8 +93,8 @@ class IndexedSurvey:
         self.embeddings = np.load(self.dir / "embeddings.npy", mmap_mode="r")
         if len(self.catalog) != m["n_objects"] or self.embeddings.shape != (m["n_objects"], m["embedding_dim"]):
             raise ArtifactMismatch(f"{self.dir}: catalog/embeddings sizes disagree with the manifest")
-        spec_keys = ("factory", "metric", "search_params", "train_size")
-        self.spec = index_types.IndexSpec.from_json({k: m["index"][k] for k in spec_keys})
+        spec_keys = ("factory", "metric", "search_params", "train_size", "storage")
+        self.spec = index_types.IndexSpec.from_json({k: m["index"][k] for k in spec_keys if k in m["index"]})
         self.backend = backend
         self.searcher: Searcher = open_searcher(self.dir, self.info, backend, milvus_uri)
         scores = pq.read_table(self.dir / "scores.parquet")
