@@ -3,6 +3,11 @@ version. Built once per session (about 15 s on two cores) and shared read-only b
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +42,39 @@ def tiny_encoder(tiny_survey: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Milvus Lite database for the session (embedded, in this process): what `--milvus-uri`
-    names in tests, as a server URL would in a deployment."""
-    return str(tmp_path_factory.mktemp("milvus") / "lite.db")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a Milvus Lite server (`milvus-lite server`, a process of its own speaking Milvus's
+    gRPC protocol) for the session: what `--milvus-uri` names in tests, as Milvus Standalone's URL
+    would in a deployment, so that tests with several processes (serve --workers 2, a killed
+    server) reach the same collections. A Lite `.db` file admits one process only."""
+    data = tmp_path_factory.mktemp("milvus") / "data"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(data.parent / "server.log", "wb")  # noqa: SIM115  # closed after the server stops
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert proc.poll() is None, (data.parent / "server.log").read_text()
+            assert time.monotonic() < deadline, "milvus-lite server did not start in 60 s"
+            time.sleep(0.2)
+    yield uri
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="session")
-def tiny_artifacts(tiny_survey: Path, tiny_encoder: Path, milvus_uri: str,
+def published_tiny(tiny_survey: Path, tiny_encoder: Path, milvus_uri: str,
                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny survey's published version, built with `--backend milvus`: it carries its FAISS
     index and names its Milvus collection, so every read-side test can run on either engine."""
@@ -56,3 +86,9 @@ def tiny_artifacts(tiny_survey: Path, tiny_encoder: Path, milvus_uri: str,
                                shard_size=64, recall_sample=100, map_method="pca", backend="milvus",
                                milvus_uri=milvus_uri))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(published_tiny: Path) -> Path:
+    """The tiny published version (tests/app/conftest.py serves it on each engine in turn)."""
+    return published_tiny

@@ -80,14 +80,41 @@ class LiveServer:
         self.sock.close()
 
 
+BACKEND_ENV = ("SKYSIFT_BACKEND", "SKYSIFT_INDEX_BACKEND", "SKYSIFT_INDEX_MILVUS_URI")
+
+
+@pytest.fixture(scope="module", params=["faiss", "milvus"])
+def backend(request: pytest.FixtureRequest, milvus_uri: str) -> Iterator[str]:
+    """Every API test that serves a version runs on both vector engines: FAISS in the process and
+    Milvus (Lite, embedded). Each module runs once per engine; for its duration the environment
+    names the engine, as a deployment's would, so every `ServiceSettings` a test builds serves
+    from it and every version a test indexes is also a collection."""
+    before = {k: os.environ.get(k) for k in BACKEND_ENV}
+    os.environ.update({"SKYSIFT_BACKEND": request.param, "SKYSIFT_INDEX_BACKEND": request.param,
+                       "SKYSIFT_INDEX_MILVUS_URI": milvus_uri})
+    yield request.param
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def tiny_artifacts(published_tiny: Path, backend: str) -> Path:
+    """The tiny version, served by `backend` in this module (it has a FAISS index and a collection)."""
+    return published_tiny
+
+
 @pytest.fixture(scope="session")
-def live_server(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a uvicorn server on the tiny version, with its own votes file."""
+def live_server(published_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a uvicorn server on the tiny version, with its own votes file (the explorer's
+    browser tests: FAISS; the API tests cover both engines)."""
     from app.main import create_app
     from app.settings import ServiceSettings
 
     votes = tmp_path_factory.mktemp("browser") / "votes.sqlite"
-    app = create_app(ServiceSettings(artifacts=tiny_artifacts, votes_db=votes, watch_interval_s=0))
+    app = create_app(ServiceSettings(artifacts=published_tiny, votes_db=votes, watch_interval_s=0, backend="faiss"))
     with LiveServer(app) as server:
         yield server.url
 

@@ -100,7 +100,8 @@ def test_lens_ranking_leaves_out_nan_scores(tiny_artifacts: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lens_artifacts(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lens_artifacts(tiny_survey: Path, tiny_encoder: Path, backend: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version built with six of the tiny survey's lenses as known lenses (the lens score's seeds)."""
     import csv
 

@@ -23,7 +23,8 @@ N_UNPLACED = 10  # the first rows of the tiny survey lose their position
 
 
 @pytest.fixture(scope="module")
-def unplaced(tiny_survey: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+def unplaced(tiny_survey: Path, tiny_encoder: Path, backend: str,
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     from indexer.pipeline import index_survey
     from indexer.settings import IndexSettings
 
