@@ -108,12 +108,19 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
           workers: WorkersOpt = 0,
           lens_labels: Annotated[Path | None, typer.Option(help="CSV of known lens object_ids")] = None,
           index_factory: Annotated[str | None, typer.Option(help="FAISS factory string (default: by size)")] = None,
+          index_storage: Annotated[str | None, typer.Option(
+              help="auto | memory | ondisk: IVF-PQ lists on disk (auto: past 10^7 objects; docs/scale.md)")] = None,
+          index_processes: Annotated[int | None, typer.Option(
+              min=1, help="processes filling an on-disk index's shards in parallel")] = None,
           map_method: Annotated[str | None, typer.Option(help="umap | pca (default: umap if installed)")] = None,
           anomaly_method: Annotated[str | None, typer.Option(help="mean | kth | lof")] = None,
           backend: Annotated[str | None, typer.Option(
               help="faiss (default) | milvus: also make the version a Milvus collection (needs --milvus-uri)")] = None,
           milvus_uri: Annotated[str | None, typer.Option(
               help="Milvus server URL (http://host:19530) or Milvus Lite file ending in .db")] = None,
+          milvus_alias: Annotated[str | None, typer.Option(
+              help="the Milvus alias publish and rollback point at the current version (default skysift_current)")]
+          = None,
           milvus_index: Annotated[str | None, typer.Option(
               help="auto | FLAT | HNSW | IVF_FLAT: the collection's index (auto: FLAT below 10^5 objects)")] = None,
           publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
@@ -126,7 +133,9 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
         extra["map_method"] = map_method
     if anomaly_method is not None:
         extra["anomaly_method"] = anomaly_method
-    for key, value in (("backend", backend), ("milvus_uri", milvus_uri), ("milvus_index", milvus_index)):
+    for key, value in (("index_storage", index_storage), ("index_processes", index_processes),
+                       ("backend", backend), ("milvus_uri", milvus_uri), ("milvus_alias", milvus_alias),
+                       ("milvus_index", milvus_index)):
         if value is not None:
             extra[key] = value
     s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,

@@ -59,4 +59,8 @@ class IndexSettings(BaseSettings):
         if self.backend == "milvus" and not self.milvus_uri:
             raise ValueError("backend milvus needs a Milvus URI: pass --milvus-uri http://host:19530 "
                              "(or a Milvus Lite file ending in .db)")
+        if self.milvus_uri:  # refused now, not after hours of encoding
+            from .milvus_backend import check_uri
+
+            check_uri(self.milvus_uri)
         return self

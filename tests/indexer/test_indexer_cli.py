@@ -50,3 +50,18 @@ def test_rate_column_before_and_after_a_rate_is_known() -> None:
     assert column.render(measured).plain == "340 obj/s"  # was "340.11639144289927 obj/s"
     done = SimpleNamespace(speed=None, finished_speed=1234.5)
     assert column.render(done).plain == "1230 obj/s"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--backend", "milvus"], "--milvus-uri"),
+    (["--backend", "milvus", "--milvus-uri", "/tmp/no-suffix"], "--milvus-uri"),
+    (["--backend", "elastic"], "--backend"),
+    (["--index-storage", "tape"], "--index-storage"),
+])
+def test_index_refuses_bad_engine_settings_in_one_line(args: list[str], says: str, tiny_survey: Path,
+                                                       tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["index", "--survey", str(tiny_survey), "--encoder", str(tmp_path / "enc"),
+                                 "--artifacts", str(tmp_path / "a"), *args])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code in (1, 2) and len(lines) == 1 and says in lines[0], (r.exit_code, r.stdout, r.stderr)
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.npy"))
