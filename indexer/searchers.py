@@ -50,7 +50,7 @@ class FaissSearcher:
 
             self.index = open_ondisk(Path(version_dir) / ONDISK_DIR, Path(version_dir) / "embeddings.npy", spec)
         else:
-            self.index = index_types.load_index(Path(version_dir) / "index.faiss", spec)
+            self.index = on_gpu(index_types.load_index(Path(version_dir) / "index.faiss", spec), spec)
         self.d = int(self.index.d)
         self.ntotal = int(self.index.ntotal)
         self.max_k = self.ntotal
@@ -61,6 +61,30 @@ class FaissSearcher:
         if self.spec.storage == "ondisk":
             return self.index.search(queries, k)  # type: ignore[no-any-return]
         return index_types.search(self.index, queries, k)
+
+
+def gpu_can_hold(factory: str) -> bool:
+    """Exact Flat and plain IVF (flat or PQ lists) move to a GPU whole; HNSW (cuVS CAGRA is another
+    index), a PCA pre-transform and an exact re-rank (IndexRefine) stay on the CPU."""
+    parts = factory.split(",")
+    return factory == "Flat" or (parts[0].startswith("IVF") and "HNSW" not in parts[0] and len(parts) == 2
+                                 and (parts[1] == "Flat" or parts[1].startswith("PQ")))
+
+
+def on_gpu(index: Any, spec: index_types.IndexSpec) -> Any:
+    """`index` moved to GPU 0 when faiss-gpu sees one and can hold its kind (exact Flat, IVF with
+    flat/PQ lists), else `index` itself: the CPU path, which is what the tests and CPU images run.
+    Batch and exact searches (the build's kNN for the anomaly score, evaluation, the service) then
+    run on the GPU without another code path."""
+    import faiss
+
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if gpus < 1 or not gpu_can_hold(spec.factory):
+        return index
+    gpu_index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if "nprobe" in spec.search_params:
+        faiss.GpuParameterSpace().set_index_parameter(gpu_index, "nprobe", int(spec.search_params["nprobe"]))
+    return gpu_index
 
 
 def open_index(version_dir: Path, spec: index_types.IndexSpec) -> FaissSearcher:
