@@ -156,7 +156,12 @@ def serve(args: argparse.Namespace) -> None:
             np.load(work / "vectors.npy", mmap_mode="r"),
             {"nprobe": args.nprobe[0], "k_factor": args.k_factor[0]},
         )
-        sweep = [{"nprobe": p, "k_factor": kf} for p in args.nprobe for kf in args.k_factor]
+        sweep = [
+            {"nprobe": p, "k_factor": kf, "prefetch_threads": t}
+            for t in args.prefetch
+            for p in args.nprobe
+            for kf in args.k_factor
+        ]
     else:
         index = faiss.read_index(str(work / "hnsw.faiss"))
         sweep = [{"efSearch": e} for e in args.ef_search]
@@ -166,6 +171,7 @@ def serve(args: argparse.Namespace) -> None:
     def set_params(params: dict[str, int]) -> None:
         if args.serve == "ondisk":
             index.nprobe, index.k_factor = params["nprobe"], params["k_factor"]
+            index.prefetch_threads = params.get("prefetch_threads", 0)
             if index.quantizer_efSearch is not None:
                 index.quantizer_efSearch = max(2 * params["nprobe"], 16)
         else:
@@ -240,6 +246,8 @@ def run_child(kind: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
         *map(str, args.k_factor),
         "--ef-search",
         *map(str, args.ef_search),
+        "--prefetch",
+        *map(str, args.prefetch),
     ]
     subprocess.run(argv, check=True)
     return dict(json.loads(out.read_text()))
@@ -348,7 +356,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prev = json.loads((work / "partial.json").read_text()) if args.reuse and (work / "partial.json").exists() else {}
     old = prev.get("ondisk", {})
     reused: dict[str, str] = {}
-    if old.get("n") == args.n and old.get("spec") == spec.to_json() and (work / "ondisk" / "ondisk.json").exists():
+    same = {k: v for k, v in spec.to_json().items() if k != "search_params"}  # query-time params may differ
+    old_spec = {k: v for k, v in old.get("spec", {}).items() if k != "search_params"}
+    if old.get("n") == args.n and old_spec == same and (work / "ondisk" / "ondisk.json").exists():
         meta = json.loads((work / "ondisk" / "ondisk.json").read_text())
         build_s = old["build_s"]
         reused["ondisk"] = "build figures from the run that wrote " + str(work / "partial.json")
@@ -487,6 +497,13 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=2, help="parallel fill processes")
     p.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     p.add_argument("--k-factor", type=int, nargs="+", default=[8])
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="OnDiskInvertedLists prefetch threads per search (FAISS default 32; indexer.ondisk default 0)",
+    )
     p.add_argument("--ef-search", type=int, nargs="+", default=[HNSW_EF_SEARCH])
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"), help="data, indexes, Milvus db")
     p.add_argument(

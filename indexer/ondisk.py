@@ -357,6 +357,13 @@ class OnDiskIVF:
     ``embeddings`` (N, D) float16 (a memmap; float32 also works) and keeps the ``k`` with the
     highest inner product. Same conventions as ``index_types.search``: distance = 1 - cosine
     (float32), ids int64, nearest first, id -1 and distance inf where there are fewer hits.
+
+    ``prefetch_threads``: FAISS's ``OnDiskInvertedLists`` starts 32 threads per search call
+    to read the probed lists ahead. With the lists in the page cache that is pure overhead:
+    5.0 ms instead of 0.12 ms per single query (20k x 32, 2 cores), so the default is 0;
+    raise it where the lists sit on a disk that serves parallel reads (NVMe, cold cache).
+    The data file is mapped read-only (``IO_FLAG_READ_ONLY``): a published version can live
+    on a read-only mount, and nothing here can write into it.
     """
 
     def __init__(
@@ -367,6 +374,7 @@ class OnDiskIVF:
         nprobe: int = 32,
         k_factor: int = 8,
         quantizer_efSearch: int | None = None,
+        prefetch_threads: int = 0,
     ) -> None:
         self.folder = Path(folder)
         path = self.folder / INDEX_FILE
@@ -374,7 +382,7 @@ class OnDiskIVF:
             raise FileNotFoundError(f"no on-disk index at {path}")
         if not (self.folder / IVFDATA_FILE).is_file():
             raise FileNotFoundError(f"no {IVFDATA_FILE} next to {path}")
-        index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise ValueError(f"{path}: index metric is {index.metric_type}, expected inner product")
         emb = embeddings
@@ -387,6 +395,9 @@ class OnDiskIVF:
         self._index = index
         self._ivf = faiss.extract_index_ivf(index)
         self._hnsw_quantizer = isinstance(faiss.downcast_index(self._ivf.quantizer), faiss.IndexHNSW)
+        lists: Any = self._ivf.invlists
+        self._lists: Any = faiss.downcast_InvertedLists(lists)
+        self.prefetch_threads = prefetch_threads
         self.embeddings = emb
         self.nprobe = nprobe
         self.k_factor = k_factor
@@ -414,6 +425,16 @@ class OnDiskIVF:
         if int(value) < 1:
             raise ValueError(f"nprobe must be >= 1, got {value}")
         self._ivf.nprobe = min(int(value), self.nlist)
+
+    @property
+    def prefetch_threads(self) -> int:
+        return int(self._lists.prefetch_nthread)
+
+    @prefetch_threads.setter
+    def prefetch_threads(self, value: int) -> None:
+        if int(value) < 0:
+            raise ValueError(f"prefetch_threads must be >= 0, got {value}")
+        self._lists.prefetch_nthread = int(value)
 
     @property
     def k_factor(self) -> int:
@@ -468,7 +489,11 @@ class OnDiskIVF:
 
 
 def open_ondisk(
-    out_dir: PathLike, embeddings: np.ndarray | PathLike, params: IndexSpec | Mapping[str, float] | None = None
+    out_dir: PathLike,
+    embeddings: np.ndarray | PathLike,
+    params: IndexSpec | Mapping[str, float] | None = None,
+    *,
+    prefetch_threads: int = 0,
 ) -> OnDiskIVF:
     """Open a folder written by :func:`build_ondisk` with its float16 ``embeddings`` (N, D).
 
@@ -497,4 +522,4 @@ def open_ondisk(
             f"search parameter(s) {unknown} do not apply to an on-disk IVF-PQ; known {list(SEARCH_PARAMS)}"
         )
     kwargs = {k: int(v) for k, v in params.items()}
-    return OnDiskIVF(folder, emb, **kwargs)
+    return OnDiskIVF(folder, emb, prefetch_threads=prefetch_threads, **kwargs)

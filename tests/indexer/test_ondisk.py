@@ -95,6 +95,21 @@ def test_search_conventions(data, built) -> None:
     assert empty_d.shape == empty_i.shape == (0, K)
 
 
+def test_lists_are_mapped_read_only_and_prefetch_is_off_by_default(data, built) -> None:
+    x16, q = data
+    s = open_ondisk(built[0], x16)
+    ivfdata = str(built[0] / "index.ivfdata")
+    perms = [ln.split()[1] for ln in Path("/proc/self/maps").read_text().splitlines() if ln.endswith(ivfdata)]
+    assert perms and all(p.startswith("r-") for p in perms), perms  # a read-only mount works; no stray writes
+    assert s.prefetch_threads == 0  # FAISS's 32 threads per call cost ~5 ms a query with a warm page cache
+    ref = s.search(q, K)
+    s.prefetch_threads = 4
+    got = s.search(q, K)
+    np.testing.assert_array_equal(got[1], ref[1])
+    with pytest.raises(ValueError, match="prefetch_threads"):
+        s.prefetch_threads = -1
+
+
 def test_parallel_fill_gives_the_same_index_as_one_process(data, built, tmp_path: Path) -> None:
     x16, q = data
     one = open_ondisk(built[0], x16)
