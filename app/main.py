@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +30,17 @@ from .settings import ServiceSettings
 STATIC = Path(__file__).parent / "static"
 
 
+SETTINGS_FILE = "SKYSIFT_SETTINGS_FILE"  # names the JSON file of resolved settings `skysift serve` writes
+
+
 def create_app_from_env() -> FastAPI:
-    """The factory each `skysift serve --workers N` process calls: settings from SKYSIFT_* variables."""
+    """The factory each `skysift serve --workers N` process calls: the ServiceSettings in the JSON
+    file SKYSIFT_SETTINGS_FILE names (what the parent resolved from its flags, --config, --set and
+    environment), else from SKYSIFT_* variables."""
     configure_logging()  # a worker process starts with no logging set up
-    settings = ServiceSettings()
+    path = os.environ.get(SETTINGS_FILE)
+    # every field is in the file: as keyword arguments they win over any SKYSIFT_* variable
+    settings = ServiceSettings(**json.loads(Path(path).read_text())) if path else ServiceSettings()
     limit_search_threads(settings.search_threads)
     return create_app(settings)
 

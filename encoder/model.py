@@ -8,12 +8,23 @@ max-pool (the stem conv keeps stride 2): layer1 then sees 16x16 maps for a 32 px
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# A backbone's own constructor kwargs when none are given (TrainSettings.backbone_kwargs = None): the
+# half-width ResNet-18, 2.8M parameters, ~4x the CPU throughput of the full width on 32 px cutouts.
+# A name not listed gets timm's defaults ({}), so `--backbone resnet50` is a full ResNet-50.
+BACKBONE_KWARGS: dict[str, dict[str, Any]] = {"resnet18": {"channels": [32, 64, 128, 256], "stem_width": 32}}
+
+
+def default_backbone_kwargs(name: str) -> dict[str, Any]:
+    """`name`'s default constructor kwargs (a fresh copy), {} for a backbone without an entry."""
+    return copy.deepcopy(BACKBONE_KWARGS.get(name, {}))
 
 
 def create_backbone(name: str, in_chans: int, small_input: bool = True, **kwargs: Any) -> nn.Module:

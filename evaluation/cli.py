@@ -8,13 +8,17 @@
         --finetune-epochs 20 --out runs/evaluate/finetune       # probe vs fine-tuned vs from scratch
 
 Options left out take EvaluateSettings' defaults (or SKYSIFT_EVAL_* environment variables); lists
-are comma-separated. The report is OUT/report.json (layout: evaluation/evaluate.py).
+are comma-separated. Every field, also those without an option here, can come from --set or --config:
+
+    skysift evaluate --artifacts artifacts --set lens_folds=3 --set probe_C=0.1,1 --config eval.toml
+ The report is OUT/report.json (layout: evaluation/evaluate.py).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,6 +100,8 @@ def evaluate(
     map_queries: Annotated[int | None, typer.Option()] = None,
     copy_queries: Annotated[int | None, typer.Option()] = None,
     gallery_queries: Annotated[int | None, typer.Option()] = None,
+    *,
+    settings: Callable[..., Any],
 ) -> None:
     """Measure the representation on ground truth: probe vs CNN, photo-z, lenses, anomalies, retrieval,
     and frozen probe vs fine-tuned vs from scratch at label fractions."""
@@ -138,7 +144,7 @@ def evaluate(
         "gallery_queries": gallery_queries,
     }
     # Bad settings (exit 2) and named errors (exit 1) end the command with one line: skysift/errors.py.
-    s = EvaluateSettings(**{k: v for k, v in given.items() if v is not None})
+    s = settings(EvaluateSettings, given)
     if threads is not None:
         import torch
 

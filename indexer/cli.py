@@ -5,6 +5,7 @@
     skysift index --survey data/demo --encoder runs/demo/encoder --job demo            # resumes, builds, publishes
     skysift index ... --no-publish && skysift publish --stage artifacts/building/demo/stage
     skysift versions [--rollback [--to VERSION]] [--remove VERSION] [--remove-orphans]
+    skysift index --config index.toml --set recall_sample=500    # any IndexSettings field (encode too)
 
 Heavy imports (torch, faiss) happen inside the commands, so `versions` and `publish` start fast.
 """
@@ -12,6 +13,7 @@ Heavy imports (torch, faiss) happen inside the commands, so `versions` and `publ
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,15 +37,17 @@ from .settings import IndexSettings
 
 console = Console()
 
-SurveyOpt = Annotated[Path, typer.Option("--survey", help="folder of native shards")]
-EncoderOpt = Annotated[Path, typer.Option("--encoder", help="folder with model.safetensors + model.json")]
+# Options default to None (not given): IndexSettings owns the defaults (indexer/settings.py).
+SurveyOpt = Annotated[Path | None, typer.Option("--survey", help="folder of native shards")]
+EncoderOpt = Annotated[Path | None, typer.Option("--encoder", help="folder with model.safetensors + model.json")]
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="artifacts root (versions/, current)")]
-JobOpt = Annotated[str, typer.Option("--job", help="build job name; re-running a job resumes it")]
-ShardOpt = Annotated[int, typer.Option("--shard-size", help="objects per embedding shard (unit of resumption)")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="objects per forward pass")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="reader processes (0: one background thread)")]
-
+SettingsArtifactsOpt = Annotated[Path | None, typer.Option("--artifacts", help="artifacts root (versions/, current)")]
+JobOpt = Annotated[str | None, typer.Option("--job", help="build job name; re-running a job resumes it")]
+ShardOpt = Annotated[int | None, typer.Option(
+    "--shard-size", help="objects per embedding shard (unit of resumption)")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="objects per forward pass")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="reader processes (0: one background thread)")]
 
 def three_figures(x: float) -> str:
     """x to 3 significant figures, without an exponent: 340.116 -> '340', 1234.5 -> '1230', 0.01234 -> '0.0123'."""
@@ -73,39 +77,40 @@ def _n(survey: Path) -> int:
     return len(NativeSurvey(survey).catalog)
 
 
-def encode(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs/train/encoder"),
-           artifacts_root: ArtifactsOpt = Path("artifacts"), job: JobOpt = "default",
-           shard_size: ShardOpt = 4096, batch_size: BatchOpt = 256, device: DeviceOpt = "auto",
-           workers: WorkersOpt = 0) -> None:
-    """Encode a survey into resumable embedding shards under artifacts/building/<job>."""
+def encode(survey: SurveyOpt = None, encoder: EncoderOpt = None, artifacts_root: SettingsArtifactsOpt = None,
+           job: JobOpt = None, shard_size: ShardOpt = None, batch_size: BatchOpt = None, device: DeviceOpt = None,
+           workers: WorkersOpt = None, *, settings: Callable[..., Any]) -> None:
+    """Encode a survey into resumable embedding shards under artifacts/building/<job>.
+
+    Every IndexSettings field can also come from --set, --config or a SKYSIFT_INDEX_* variable."""
     import os
 
     from .encode import encode_survey, n_shards, shards_of_rank
     from .pipeline import job_dir, resolve_device
 
-    s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,
-                      batch_size=batch_size, device=device, workers=workers)
+    s: IndexSettings = settings(IndexSettings, {
+        "survey": survey, "encoder": encoder, "artifacts": artifacts_root, "job": job, "shard_size": shard_size,
+        "batch_size": batch_size, "device": device, "workers": workers})
     # torchrun sets RANK / WORLD_SIZE / LOCAL_RANK: the entry point reads them, the library does not.
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    dev = resolve_device(device)
+    dev = resolve_device(s.device)
     if dev == "cuda" and world > 1:
         dev = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    n = _n(survey)
-    mine = shards_of_rank(n, shard_size, rank, world)
-    total = sum(min((k + 1) * shard_size, n) - k * shard_size for k in mine)
+    n = _n(s.survey)
+    mine = shards_of_rank(n, s.shard_size, rank, world)
+    total = sum(min((k + 1) * s.shard_size, n) - k * s.shard_size for k in mine)
     bar, task = _progress(total)
     with bar:
         done = encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
                              device=dev, rank=rank, world=world, workers=s.workers, prefetch=s.prefetch,
                              precision=s.precision, on_rows=lambda m: bar.advance(task, m), log=console.print)
     console.print(f"rank {rank}/{world}: encoded {len(done)} new shard(s) of {len(mine)} "
-                  f"({n_shards(n, shard_size)} in all) into {job_dir(s)}")
+                  f"({n_shards(n, s.shard_size)} in all) into {job_dir(s)}")
 
 
-def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs/train/encoder"),
-          artifacts_root: ArtifactsOpt = Path("artifacts"), job: JobOpt = "default",
-          shard_size: ShardOpt = 4096, batch_size: BatchOpt = 256, device: DeviceOpt = "auto",
-          workers: WorkersOpt = 0,
+def index(survey: SurveyOpt = None, encoder: EncoderOpt = None, artifacts_root: SettingsArtifactsOpt = None,
+          job: JobOpt = None, shard_size: ShardOpt = None, batch_size: BatchOpt = None, device: DeviceOpt = None,
+          workers: WorkersOpt = None,
           lens_labels: Annotated[Path | None, typer.Option(help="CSV of known lens object_ids")] = None,
           index_factory: Annotated[str | None, typer.Option(help="FAISS factory string (default: by size)")] = None,
           index_storage: Annotated[str | None, typer.Option(
@@ -123,26 +128,22 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
           = None,
           milvus_index: Annotated[str | None, typer.Option(
               help="auto | FLAT | HNSW | IVF_FLAT: the collection's index (auto: FLAT below 10^5 objects)")] = None,
-          publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
-    """Encode (resuming), build the index, scores and map, and publish a new version."""
+          publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True,
+          *, settings: Callable[..., Any]) -> None:
+    """Encode (resuming), build the index, scores and map, and publish a new version.
+
+    Every IndexSettings field can also come from --set, --config or a SKYSIFT_INDEX_* variable."""
     from .build import build_version
     from .pipeline import index_survey, job_dir
 
-    extra: dict[str, Any] = {}
-    if map_method is not None:
-        extra["map_method"] = map_method
-    if anomaly_method is not None:
-        extra["anomaly_method"] = anomaly_method
-    for key, value in (("index_storage", index_storage), ("index_processes", index_processes),
-                       ("backend", backend), ("milvus_uri", milvus_uri), ("milvus_alias", milvus_alias),
-                       ("milvus_index", milvus_index)):
-        if value is not None:
-            extra[key] = value
-    s = IndexSettings(survey=survey, encoder=encoder, artifacts=artifacts_root, job=job, shard_size=shard_size,
-                      batch_size=batch_size, device=device, workers=workers, lens_labels=lens_labels,
-                      index_factory=index_factory, **extra)
+    s: IndexSettings = settings(IndexSettings, {
+        "survey": survey, "encoder": encoder, "artifacts": artifacts_root, "job": job, "shard_size": shard_size,
+        "batch_size": batch_size, "device": device, "workers": workers, "lens_labels": lens_labels,
+        "index_factory": index_factory, "index_storage": index_storage, "index_processes": index_processes,
+        "map_method": map_method, "anomaly_method": anomaly_method, "backend": backend, "milvus_uri": milvus_uri,
+        "milvus_alias": milvus_alias, "milvus_index": milvus_index})
     if publish_now:
-        bar, task = _progress(_n(survey))
+        bar, task = _progress(_n(s.survey))
         with bar:
             version = index_survey(s, on_rows=lambda n: bar.advance(task, n), log=console.print)
         console.print(f"published {version}; current -> versions/{version}")
@@ -153,7 +154,7 @@ def index(survey: SurveyOpt = Path("data/sim"), encoder: EncoderOpt = Path("runs
         encode_survey(s.survey, s.encoder, job_dir(s), shard_size=s.shard_size, batch_size=s.batch_size,
                       device=resolve_device(s.device), workers=s.workers, precision=s.precision, log=console.print)
         stage = build_version(s, job_dir(s), console.print)
-        console.print(f"staged at {stage}; run `skysift publish --stage {stage} --artifacts {artifacts_root}`")
+        console.print(f"staged at {stage}; run `skysift publish --stage {stage} --artifacts {s.artifacts}`")
 
 
 def publish(stage: Annotated[Path, typer.Option(help="a staged build (building/<job>/stage)")],

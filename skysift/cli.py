@@ -27,12 +27,13 @@ import indexer.export_cli  # noqa: E402
 import survey.cli  # noqa: E402
 import training.cli  # noqa: E402
 
-from . import demo, errors  # noqa: E402
+from . import config, demo, errors  # noqa: E402
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Self-supervised similarity search for sky surveys.")
 for module in (survey.cli, training.cli, indexer.cli, indexer.export_cli, evaluation.cli, app.cli, demo):
     module.register(cli)
+config.install(cli)  # --config, --set, --print-settings on every command that builds a settings object
 errors.install(cli)  # --debug, and one line naming the flag (exit 1, bad usage 2) instead of a traceback
 
 

@@ -123,8 +123,10 @@ def demo(
     if not build_only:
         from app.cli import serve
 
+        from .config import Layers
+
         console.rule(f"serving on http://127.0.0.1:{port}")
-        serve(artifacts=artifacts, host="127.0.0.1", port=port)
+        serve(artifacts=artifacts, host="127.0.0.1", port=port, settings=Layers())  # + SKYSIFT_* variables
 
 
 def register(app: typer.Typer) -> None:

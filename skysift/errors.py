@@ -4,7 +4,8 @@
     skysift ingest: error: kind='images' needs --pixel-scale-arcsec (pixel_scale_arcsec): ...   (exit 1)
 
 The one place where exceptions become exit codes (`install` wraps every command of the app):
-- settings that do not validate (a pydantic ValidationError of a `...Settings` model): exit 2, as
+- settings that do not validate (a pydantic ValidationError of a `...Settings` model) and a key
+  in --config, --set or a SKYSIFT_* variable that is no setting (config.UnknownSetting): exit 2, as
   Click's own usage errors (unknown option, bad choice, missing argument);
 - the packages' named errors (survey, readers, units, encoder, training, indexer, evaluation, all
   ValueError subclasses but UnknownObject and RankDivergence), any other ValueError (a value or a
@@ -35,6 +36,8 @@ from indexer.errors import ArtifactError
 from survey.errors import CatalogError, SurveyError, UnknownObject, UnreadableCutout
 from training.errors import RankDivergence, ResumeMismatch
 
+from .config import UnknownSetting
+
 NAMED: tuple[type[BaseException], ...] = (
     SurveyError, UnreadableCutout, CatalogError, UnknownObject, IncompatibleInput, WeightsError,
     ResumeMismatch, RankDivergence, ArtifactError, EvaluationError,
@@ -57,8 +60,9 @@ _NAME = re.compile(
 
 
 def exit_code(e: BaseException) -> int:
-    """2 for settings that do not validate (bad usage), 1 for everything else handled here."""
-    if isinstance(e, ValidationError) and str(e.title).endswith("Settings"):
+    """2 for settings that do not validate or a key that is no setting (bad usage), 1 for everything
+    else handled here."""
+    if isinstance(e, UnknownSetting) or isinstance(e, ValidationError) and str(e.title).endswith("Settings"):
         return 2
     return 1
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -14,19 +15,24 @@ console = Console()
 
 
 def simulate(
-    out: Annotated[Path, typer.Option("--out", help="folder for the shard-*.h5 files")] = Path("data/sim"),
-    preset: Annotated[str, typer.Option(help="tiny | demo | bench")] = "demo",
+    out: Annotated[Path | None, typer.Option("--out", help="folder for the shard-*.h5 files")] = None,
+    preset: Annotated[str | None, typer.Option(help="tiny | demo | bench")] = None,
     n_objects: Annotated[int | None, typer.Option("--n", help="number of objects (overrides the preset)")] = None,
-    seed: Annotated[int, typer.Option(help="seed: same seed, same survey")] = 0,
+    seed: Annotated[int | None, typer.Option(help="seed: same seed, same survey")] = None,
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
-    shard_size: Annotated[int, typer.Option(help="objects per shard")] = 1024,
+    shard_size: Annotated[int | None, typer.Option(help="objects per shard")] = None,
+    *,
+    settings: Callable[..., Any],
 ) -> None:
-    """Simulate a survey with ground truth (GalSim galaxies, lenstronomy lenses, artifacts)."""
+    """Simulate a survey with ground truth (GalSim galaxies, lenstronomy lenses, artifacts).
+
+    Every SimSettings field (survey/simulate/settings.py) can also come from --set, --config or a
+    SKYSIFT_SIM_* variable; options left out take its defaults."""
     from .simulate.settings import SimSettings  # here, not at the top: `skysift --help` need not load GalSim
     from .simulate.survey import simulate as run_simulation
 
-    extra = {"workers": workers} if workers else {}
-    s = SimSettings(out_dir=out, preset=preset, n_objects=n_objects, seed=seed, shard_size=shard_size, **extra)
+    s: SimSettings = settings(SimSettings, {"out_dir": out, "preset": preset, "n_objects": n_objects, "seed": seed,
+                                            "workers": workers, "shard_size": shard_size})
     t0 = time.perf_counter()
     with Progress(
         TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -34,7 +40,7 @@ def simulate(
         task = bar.add_task("sim", total=s.size)
         run_simulation(s, on_shard=lambda n: bar.advance(task, n))
     dt = time.perf_counter() - t0
-    console.print(f"{s.size} objects in {dt:.1f} s ({s.size / dt:.0f} objects/s) -> {out}")
+    console.print(f"{s.size} objects in {dt:.1f} s ({s.size / dt:.0f} objects/s) -> {s.out_dir}")
 
 
 def ingest(

@@ -4,7 +4,9 @@
     skysift train --survey data/demo --out runs/demo --epochs 8 --resume     # continue after a crash
     torchrun --nproc_per_node=2 -m skysift.cli train --device cpu --survey data/demo --out runs/ddp  # gloo
     torchrun --nproc_per_node=4 -m skysift.cli train --survey data/bench --out runs/bench --backbone resnet50 \
-        --backbone-kwargs '{}' --batch-size 256 --queue-size 65536 --momentum 0.996
+        --batch-size 256 --queue-size 65536 --momentum 0.996
+    skysift train --config runs/demo.toml --set augment.scale_min=0.8   # any TrainSettings field
+    skysift train --print-settings                                      # the resolved settings, nothing run
     skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column class --out runs/ft_class
     skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column z --task regression \
         --regression-metric sigma_mad --label-fraction 0.1 --out runs/ft_z
@@ -15,8 +17,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,56 +28,65 @@ console = Console()
 
 
 def train(
-    survey: Annotated[Path, typer.Option(help="folder of native shards")] = Path("data/sim"),
-    out: Annotated[Path, typer.Option(help="run folder: checkpoint, metrics, encoder/")] = Path("runs/train"),
-    backbone: Annotated[str, typer.Option(help="timm model name")] = "resnet18",
-    backbone_kwargs: Annotated[str | None, typer.Option(help="JSON kwargs for the timm model")] = None,
-    epochs: int = 8,
+    survey: Annotated[Path | None, typer.Option(help="folder of native shards")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder: checkpoint, metrics, encoder/")] = None,
+    backbone: Annotated[str | None, typer.Option(help="timm model name")] = None,
+    backbone_kwargs: Annotated[str | None, typer.Option(
+        help="JSON kwargs for the timm model (default: the backbone's own, encoder.model.BACKBONE_KWARGS)")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option(
         help="per process; default: fits the survey (2^k <= N/8 per process, 2 to 128)")] = None,
-    proj_dim: Annotated[int, typer.Option(help="projection (loss) dimension")] = 128,
-    proj_hidden: Annotated[int, typer.Option(help="projection head hidden width")] = 512,
+    proj_dim: Annotated[int | None, typer.Option(help="projection (loss) dimension")] = None,
+    proj_hidden: Annotated[int | None, typer.Option(help="projection head hidden width")] = None,
     queue_size: Annotated[int | None, typer.Option(
         help="MoCo queue K, a multiple of the global batch, at most N minus one global batch; "
              "default: fits the survey (<= min(4096, N/4))")] = None,
-    momentum: float = 0.99,
-    temperature: float = 0.2,
-    lr_per_256: Annotated[float, typer.Option(help="SGD learning rate per 256 images")] = 0.03,
-    crop_size: Annotated[int, typer.Option(help="augmented crop = encoder input size (px)")] = 32,
+    momentum: Annotated[float | None, typer.Option()] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    lr_per_256: Annotated[float | None, typer.Option(help="SGD learning rate per 256 images")] = None,
+    crop_size: Annotated[int | None, typer.Option(help="augmented crop = encoder input size (px)")] = None,
     augment_settings: Annotated[str | None, typer.Option(
         help='JSON of augmentation fields (training.augment.AugmentSettings), e.g. '
              '\'{"scale_min": 0.8, "scale_max": 1.25, "band_gain_sigma": 0.1, "gain_sigma": 0.3, '
-             '"noise_floor": 0.3}\'; --crop-size wins for crop_size_px')] = None,
+             '"noise_floor": 0.3}\' (or --set augment.scale_min=0.8 ...); --crop-size wins for crop_size_px')] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
-    precision: str = "auto",
-    compile_model: Annotated[bool, typer.Option("--compile/--no-compile")] = False,
-    device: str = "auto",
-    workers: Annotated[int, typer.Option(help="processes reading HDF5 when the survey is not held in memory")] = 2,
-    cache_gb: Annotated[float, typer.Option(
-        help="hold the survey's pixels in memory when they take at most this many GB (0: stream)")] = 2.0,
-    seed: int = 0,
-    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 200,
-    log_every: Annotated[int, typer.Option(help="steps between metrics records")] = 10,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from out/checkpoint.pt")] = False,
-    monitor_size: int = 2000,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16")] = None,
+    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="processes reading HDF5 when the survey is not held in memory")] = None,
+    cache_gb: Annotated[float | None, typer.Option(
+        help="hold the survey's pixels in memory when they take at most this many GB (0: stream)")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="steps between checkpoints")] = None,
+    log_every: Annotated[int | None, typer.Option(help="steps between metrics records")] = None,
+    resume: Annotated[bool | None, typer.Option(
+        "--resume/--no-resume", help="continue from out/checkpoint.pt")] = None,
+    monitor_size: Annotated[int | None, typer.Option()] = None,
+    *,
+    settings: Callable[..., Any],
 ) -> None:
-    """Train the encoder with MoCo v2 and export model.safetensors + model.json to OUT/encoder."""
-    from .augment import AugmentSettings  # here, not at the top: `skysift --help` need not load torch
-    from .loop import train as run
+    """Train the encoder with MoCo v2 and export model.safetensors + model.json to OUT/encoder.
+
+    Every TrainSettings field (training/settings.py) can also come from --set, --config or a
+    SKYSIFT_TRAIN_* variable (SKYSIFT_TRAIN_AUGMENT__SCALE_MIN for a nested one); options left out
+    take its defaults."""
+    import os
+
+    from .loop import train as run  # here, not at the top: `skysift --help` need not load torch
     from .settings import TrainSettings
 
-    extra = {"backbone_kwargs": json.loads(backbone_kwargs)} if backbone_kwargs is not None else {}
-    aug = _json_object("--augment-settings", augment_settings)
-    aug_settings = AugmentSettings(**{**aug, "crop_size_px": crop_size})  # a misspelt field fails here
-    s = TrainSettings(
-        survey=survey, out_dir=out, backbone=backbone, epochs=epochs, batch_size=batch_size, queue_size=queue_size,
-        proj_dim=proj_dim, proj_hidden=proj_hidden, log_every=log_every,
-        momentum=momentum, temperature=temperature, lr_per_256=lr_per_256, max_steps=max_steps,
-        augment=aug_settings, precision=precision, compile=compile_model, device=device,
-        workers=workers, cache_gb=cache_gb, seed=seed, checkpoint_every=checkpoint_every, resume=resume,
-        monitor_size=monitor_size,
-        produced_by="skysift " + shlex.join(sys.argv[1:]), **extra,
-    )
+    given = {
+        "survey": survey, "out_dir": out, "backbone": backbone, "epochs": epochs, "batch_size": batch_size,
+        "queue_size": queue_size, "proj_dim": proj_dim, "proj_hidden": proj_hidden, "log_every": log_every,
+        "momentum": momentum, "temperature": temperature, "lr_per_256": lr_per_256, "max_steps": max_steps,
+        "augment": {**_json_object("--augment-settings", augment_settings), "crop_size_px": crop_size},
+        "precision": precision, "compile": compile_model, "device": device, "workers": workers,
+        "cache_gb": cache_gb, "seed": seed, "checkpoint_every": checkpoint_every, "resume": resume,
+        "monitor_size": monitor_size,
+        "backbone_kwargs": None if backbone_kwargs is None else _json_object("--backbone-kwargs", backbone_kwargs),
+    }
+    s: TrainSettings = settings(TrainSettings, given, {"produced_by": "skysift " + shlex.join(sys.argv[1:])})
 
     def show(rec: dict) -> None:
         if "loss" in rec:
@@ -83,16 +95,19 @@ def train(
         else:
             console.print(f"epoch {rec['epoch']:>3}  kNN same-class precision@10 {rec['knn_precision_at_10']:.3f}")
 
-    enc = run(s, on_step=show)
+    # torchrun sets RANK / WORLD_SIZE / LOCAL_RANK: the entry point reads them, the library does not.
+    launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    enc = run(s, on_step=show, launched=launched, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
     console.print(f"encoder written to {enc}")
 
 
 def finetune(
-    survey: Annotated[Path, typer.Option(help="folder of native shards whose catalogue holds the labels")],
-    encoder: Annotated[Path, typer.Option(help="encoder directory to start from (and whose architecture "
-                                                "--from-scratch copies)")],
-    label_column: Annotated[str, typer.Option(help="catalogue column to learn, e.g. class or z")],
-    out: Annotated[Path, typer.Option(help="output folder: model.safetensors + model.json")],
+    survey: Annotated[Path | None, typer.Option(help="folder of native shards whose catalogue holds the labels")]
+    = None,
+    encoder: Annotated[Path | None, typer.Option(help="encoder directory to start from (and whose architecture "
+                                                       "--from-scratch copies)")] = None,
+    label_column: Annotated[str | None, typer.Option(help="catalogue column to learn, e.g. class or z")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder: model.safetensors + model.json")] = None,
     task: Annotated[str | None, typer.Option(help="classification | regression")] = None,
     from_scratch: Annotated[bool | None, typer.Option(
         "--from-scratch/--from-encoder", help="random weights, the encoder's architecture")] = None,
@@ -112,20 +127,24 @@ def finetune(
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rotations and flips")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    *,
+    settings: Callable[..., Any],
 ) -> None:
-    """Fine-tune the encoder's backbone plus a small head on a labelled catalogue column."""
+    """Fine-tune the encoder's backbone plus a small head on a labelled catalogue column.
+
+    --survey, --encoder, --label-column and --out are required (here, in --config or --set, or as
+    SKYSIFT_FINETUNE_* variables); every other FinetuneSettings field has a default."""
     from .finetune_run import finetune as run  # here, not at the top: `skysift --help` need not load torch
     from .finetune_settings import FinetuneSettings
 
-    given = {"task": task, "from_scratch": from_scratch, "regression_metric": regression_metric,
+    given = {"survey": survey, "encoder": encoder, "label_column": label_column, "out_dir": out,
+             "task": task, "from_scratch": from_scratch, "regression_metric": regression_metric,
              "head_hidden": head_hidden, "epochs": epochs, "min_steps": min_steps, "max_steps": max_steps,
              "freeze_epochs": freeze_epochs, "lr": lr, "backbone_lr_scale": backbone_lr_scale,
              "batch_size": batch_size, "patience": patience,
              "label_fraction": label_fraction, "val_fraction": val_fraction, "test_fraction": test_fraction,
              "augment": augment, "seed": seed, "device": device}
-    s = FinetuneSettings(survey=survey, encoder=encoder, label_column=label_column, out_dir=out,
-                         produced_by="skysift " + shlex.join(sys.argv[1:]),
-                         **{k: v for k, v in given.items() if v is not None})
+    s = settings(FinetuneSettings, given, {"produced_by": "skysift " + shlex.join(sys.argv[1:])})
     run(s, log=console.print)
 
 

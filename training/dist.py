@@ -8,7 +8,6 @@ Launch on many GPUs or nodes with torchrun (it sets RANK, WORLD_SIZE, LOCAL_RANK
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,16 +27,17 @@ def world_size() -> int:
     return dist.get_world_size() if is_dist() else 1
 
 
-def setup(device_kind: str) -> torch.device:
+def setup(device_kind: str, launched: bool = False, local_rank: int = 0) -> torch.device:
     """Join the process group when launched by torchrun; return this process's device.
 
-    NCCL on CUDA, gloo on CPU. The CUDA device is chosen before the group is created so that
-    NCCL's communicator and every later `all_gather_object` use this process's GPU, not GPU 0.
+    `launched` and `local_rank` come from torchrun's RANK / WORLD_SIZE / LOCAL_RANK, which the entry
+    point (training/cli.py) reads: library code never reads the environment. NCCL on CUDA, gloo on
+    CPU. The CUDA device is chosen before the group is created so that NCCL's communicator and every
+    later `all_gather_object` use this process's GPU, not GPU 0.
     """
-    launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     device = torch.device(device_kind)
     if device_kind == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if launched and not is_dist():
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")

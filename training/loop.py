@@ -199,15 +199,17 @@ def _open_metrics(path: Path, keep_until_step: int | None):
     return f
 
 
-def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None = None) -> Path:
+def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None = None, *,
+          launched: bool = False, local_rank: int = 0) -> Path:
     """Train, checkpoint, export `model.safetensors` + `model.json` into s.out_dir/encoder.
 
     Returns the encoder directory. With s.resume, continues from s.out_dir/checkpoint.pt when it
     exists. `on_step` gets every metrics record rank 0 writes (loss every `log_every` steps, the
-    kNN monitor at each epoch end).
+    kNN monitor at each epoch end). `launched` (this process is one of a torchrun group) and
+    `local_rank` are what the entry point read from torchrun's variables; the default is one process.
     """
     kind = "cuda" if (s.device == "auto" and torch.cuda.is_available()) or s.device == "cuda" else "cpu"
-    device = dist.setup(kind)
+    device = dist.setup(kind, launched, local_rank)
     rank, world = dist.rank(), dist.world_size()
     torch.manual_seed(s.seed + rank)  # model init; DDP then broadcasts rank 0's weights and buffers
     out = Path(s.out_dir)

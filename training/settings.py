@@ -20,13 +20,16 @@ class QueueTooLarge(ValueError):
 
 
 class TrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SKYSIFT_TRAIN_", extra="forbid")
+    # SKYSIFT_TRAIN_AUGMENT__SCALE_MIN=0.8 sets one augmentation field (SKYSIFT_TRAIN_AUGMENT='{...}' all)
+    model_config = SettingsConfigDict(env_prefix="SKYSIFT_TRAIN_", extra="forbid", env_nested_delimiter="__")
 
     survey: Path = Path("data/sim")
     out_dir: Path = Path("runs/train")
     backbone: str = "resnet18"
-    # Half-width ResNet-18: 2.8M parameters, ~4x the CPU throughput of the full width on 32 px.
-    backbone_kwargs: dict[str, Any] = Field(default_factory=lambda: {"channels": [32, 64, 128, 256], "stem_width": 32})
+    # None: the backbone's own defaults (encoder.model.BACKBONE_KWARGS: the half-width ResNet-18 for
+    # resnet18, timm's for a name it does not list), filled in by the validator so that checkpoints
+    # and cards record the kwargs used; {} is timm's defaults for any backbone.
+    backbone_kwargs: dict[str, Any] | None = None
     small_input: bool = True
     proj_dim: int = 128
     proj_hidden: int = 512
@@ -67,6 +70,10 @@ class TrainSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> TrainSettings:
+        if self.backbone_kwargs is None:
+            from encoder.model import default_backbone_kwargs  # here: timm loads only when a default is needed
+
+            self.backbone_kwargs = default_backbone_kwargs(self.backbone)
         if self.batch_size is not None and self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (MoCo needs negatives)")
         if self.queue_size is not None and self.queue_size < 1:
