@@ -8,6 +8,7 @@ user's report can be matched to the log line without showing internals to the cl
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,12 +17,44 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from encoder.errors import IncompatibleInput
+from encoder.upload import (
+    BadField,
+    ConflictingInput,
+    EmptyImage,
+    EmptyUpload,
+    FormatMismatch,
+    HeaderTooLarge,
+    ImageTooLarge,
+    MissingPixelScale,
+    TooManyHdus,
+    UnsupportedArray,
+    UnsupportedFormat,
+    UploadError,
+)
 from indexer.errors import ArtifactMismatch, CorruptVersion, NoCurrentVersion
 from survey.errors import CatalogError, UnknownObject, UnreadableCutout
 
 from .middleware import REQUEST_ID_HEADER, BodyTooLarge, request_id_of
+from .uploads import BadForm, NotMultipart, UploadTooLarge
 
 log = logging.getLogger("skysift.errors")
+
+# Exceptions whose message is the answer's detail, by status: {status: {exception: error code}}. A
+# subclass's own entry wins over its base's (Starlette looks the handler up along the exception's
+# MRO): NotMultipart is a BadForm, and every upload error an UploadError.
+STATUS_CODES: dict[int, dict[type[Exception], str]] = {
+    400: {CatalogError: "bad_catalog"},
+    409: {ArtifactMismatch: "encoder_mismatch"},
+    413: {UploadTooLarge: "upload_too_large", ImageTooLarge: "image_too_large", TooManyHdus: "too_many_hdus",
+          HeaderTooLarge: "header_too_large"},
+    415: {UnsupportedFormat: "unsupported_format", NotMultipart: "unsupported_media_type"},
+    422: {IncompatibleInput: "incompatible_cutout", UnreadableCutout: "unreadable_cutout",
+          FormatMismatch: "format_mismatch", EmptyUpload: "empty_upload", EmptyImage: "empty_image",
+          MissingPixelScale: "missing_pixel_scale", ConflictingInput: "conflicting_input",
+          BadField: "invalid_parameter", UnsupportedArray: "unsupported_array", BadForm: "bad_form",
+          UploadError: "bad_upload"},
+    503: {CorruptVersion: "corrupt_index", NoCurrentVersion: "no_index"},
+}
 
 
 class ApiError(Exception):
@@ -55,29 +88,9 @@ def install(app: FastAPI) -> None:
     async def _unknown(_: Request, exc: UnknownObject) -> JSONResponse:
         return error_response(404, "unknown_object", f"no object with id {exc.object_id!r} in this survey")
 
-    @app.exception_handler(IncompatibleInput)
-    async def _incompatible(_: Request, exc: IncompatibleInput) -> JSONResponse:
-        return error_response(422, "incompatible_cutout", str(exc))
-
-    @app.exception_handler(UnreadableCutout)
-    async def _unreadable(_: Request, exc: UnreadableCutout) -> JSONResponse:
-        return error_response(422, "unreadable_cutout", str(exc))
-
-    @app.exception_handler(CatalogError)
-    async def _catalog(_: Request, exc: CatalogError) -> JSONResponse:
-        return error_response(400, "bad_catalog", str(exc))
-
-    @app.exception_handler(ArtifactMismatch)
-    async def _mismatch(_: Request, exc: ArtifactMismatch) -> JSONResponse:
-        return error_response(409, "encoder_mismatch", str(exc))
-
-    @app.exception_handler(CorruptVersion)
-    async def _corrupt(_: Request, exc: CorruptVersion) -> JSONResponse:
-        return error_response(503, "corrupt_index", str(exc))
-
-    @app.exception_handler(NoCurrentVersion)
-    async def _no_version(_: Request, exc: NoCurrentVersion) -> JSONResponse:
-        return error_response(503, "no_index", str(exc))
+    for status, codes in STATUS_CODES.items():
+        for exc_class, code in codes.items():
+            app.add_exception_handler(exc_class, _answer_with(status, code))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -114,11 +127,12 @@ def install(app: FastAPI) -> None:
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        response = error_response(exc.status, exc.code, exc.detail)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="skysift"'  # RFC 6750 §3
-        return response
+
+def _answer_with(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, code, str(exc))
+
+    return handler
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -146,4 +160,4 @@ class Unauthorized(ApiError):
     """A protected route was called without valid credentials: 401 with a Bearer challenge."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(401, "unauthorized", detail)
+        super().__init__(401, "unauthorized", detail, {"WWW-Authenticate": 'Bearer realm="skysift"'})  # RFC 6750 §3

@@ -21,7 +21,7 @@ from indexer.store import IndexedSurvey
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart framing + small fields allowed on top of the file limit
 
 
-# ---- named errors about the request body (the route maps each class to a status and an error code)
+# ---- named errors about the request body (app/errors.py maps each class to a status and an error code)
 
 
 class UploadTooLarge(UploadError):

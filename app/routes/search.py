@@ -21,18 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from encoder.errors import WeightsError
 from encoder.upload import (
-    BadField,
-    ConflictingInput,
-    EmptyImage,
     EmptyUpload,
-    FormatMismatch,
-    HeaderTooLarge,
-    ImageTooLarge,
-    MissingPixelScale,
-    TooManyHdus,
-    UnsupportedArray,
-    UnsupportedFormat,
-    UploadError,
     decode_upload,
     parse_bands,
     to_model_grid,
@@ -65,31 +54,6 @@ router = APIRouter(prefix="/api/v1", tags=["search"])
 
 NEGATIVE_WEIGHT = 0.5  # Rocchio-style relevance feedback: positives weigh 1, negatives 0.5
 DEFAULT_MATCH_RADIUS_ARCSEC = 3.0  # ~ a seeing disc and a half; catalog positions of one galaxy agree to < 1"
-
-# Upload errors, most specific first: (status, error code).
-UPLOAD_STATUS: list[tuple[type[UploadError], int, str]] = [
-    (uploads.UploadTooLarge, 413, "upload_too_large"),
-    (ImageTooLarge, 413, "image_too_large"),
-    (TooManyHdus, 413, "too_many_hdus"),
-    (HeaderTooLarge, 413, "header_too_large"),
-    (UnsupportedFormat, 415, "unsupported_format"),
-    (uploads.NotMultipart, 415, "unsupported_media_type"),
-    (FormatMismatch, 422, "format_mismatch"),
-    (EmptyUpload, 422, "empty_upload"),
-    (EmptyImage, 422, "empty_image"),
-    (MissingPixelScale, 422, "missing_pixel_scale"),
-    (ConflictingInput, 422, "conflicting_input"),
-    (BadField, 422, "invalid_parameter"),
-    (UnsupportedArray, 422, "unsupported_array"),
-    (uploads.BadForm, 422, "bad_form"),
-    (UploadError, 422, "bad_upload"),
-]
-
-
-def as_api_error(e: UploadError) -> ApiError:
-    status, code = next((s, c) for cls, s, c in UPLOAD_STATUS if isinstance(e, cls))
-    return ApiError(status, code, str(e))
-
 
 # ---- position
 
@@ -308,8 +272,6 @@ async def search_cutout(request: Request, store: IndexDep, settings: SettingsDep
                               settings.max_upload_fits_hdus, settings.max_upload_fits_cards)
         async with slots:  # at most settings.max_concurrent_decodes decode (and embed) at once
             body = await run_in_threadpool(_search_upload, store, data, filename, form, k, filters, limits)
-    except UploadError as e:
-        raise as_api_error(e) from e
     except WeightsError as e:
         raise ApiError(503, "encoder_unavailable", f"version {store.version}: its encoder cannot be loaded: {e}") from e
     q = body.query

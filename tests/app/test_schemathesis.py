@@ -99,7 +99,7 @@ def _breaks_a_documented_rule(case: schemathesis.Case, body: dict[str, Any]) -> 
     return False
 
 
-# app/routes/search.py UPLOAD_STATUS: what the file holds (random bytes, a greyscale PNG for a 3-band model)
+# app/errors.py STATUS_CODES: what the file holds (random bytes, a greyscale PNG for a 3-band model)
 FILE_CONTENT_ERRORS = {"unsupported_format", "unreadable_cutout", "incompatible_cutout", "format_mismatch",
                        "empty_upload", "empty_image", "missing_pixel_scale", "unsupported_array",
                        "conflicting_input"}
