@@ -33,12 +33,17 @@ Index choice by size (DESIGN.md §5; numbers from ``bench/bench_index_types.py``
 On disk, past ``ONDISK_MIN_N`` (10^7; ``choose_index(..., ondisk=True)``): the same IVF-PQ
 codes, but the inverted lists live in an ``.ivfdata`` file that is memory-mapped, and the
 re-rank reads the version's float16 ``embeddings.npy`` rows instead of float32 copies in RAM
-(:mod:`indexer.ondisk`). The service then holds ~1 B/object of anonymous memory instead of
-~550 B (IVF-PQ + RFlat) or ~790 B (HNSW32): at 10^7 x 128 that is 5.5-7.8 GB less RAM
-for a slower query (measured by ``bench/bench_scale.py``, see docs/scale.md). Below 10^7
-HNSW32 fits a small node and answers in ~0.4 ms, so the on-disk index is not worth its
-page-cache misses there; ``IndexSpec.storage == "ondisk"`` marks such a spec, whose factory
-has no ``RFlat``/``Refine`` (the re-rank is :mod:`indexer.ondisk`'s, against float16 rows).
+(:mod:`indexer.ondisk`). Measured at 10^7 x 128 (``bench/bench_scale.py``, docs/scale.md,
+2 shared cores, warm page cache): the serving process grows by 1.3 B/object of anonymous
+memory on opening it (3.6 after batches of 1000 queries) instead of 788 B/object for
+HNSW32, with recall@10 0.975 at 0.41 ms p50 per query (``nprobe`` 16, ``k_factor`` 16;
+``k_factor`` 8 stops at 0.952 whatever ``nprobe``). At 10^7 the in-memory choices need
+5.5 GB (IVF-PQ + RFlat) to 7.9 GB (HNSW32) of RAM, the on-disk one 13-36 MB plus page
+cache for ``index.ivfdata`` (400 MB) and ``embeddings.npy`` (2.6 GB). Below 10^7 HNSW32
+fits a small node and answers in ~0.3 ms with recall ~1.0, and needs no page cache to stay
+fast, so it stays the choice there. ``IndexSpec.storage == "ondisk"`` marks such a spec,
+whose factory has no ``RFlat``/``Refine`` (the re-rank is :mod:`indexer.ondisk`'s, against
+float16 rows).
 
 Build seeds fix the training sample and the k-means/PQ initialisation; HNSW insertion with
 more than one thread is not bit-reproducible (FAISS adds in parallel).
@@ -71,6 +76,8 @@ QUANTIZER_HNSW_MIN_NLIST = 16_384  # above this a flat coarse quantiser dominate
 BLAS_THRESHOLD = 20  # queries per batch from which exact search uses BLAS (DESIGN.md §6)
 NORM_TOLERANCE = 1e-2  # float16 embeddings.npy rows are unit norm to ~1e-3
 ONDISK_MIN_N = 10_000_000  # from here choose_index(..., ondisk=True) picks the on-disk IVF-PQ (docstring)
+ONDISK_NPROBE = 16  # 10^7, nlist 16384, PQ32: recall@10 0.949 / 0.952 / 0.952 at nprobe 16 / 32 / 64 (k_factor 8)
+ONDISK_K_FACTOR = 16  # ... and 0.975 / 0.978 / 0.978 with k_factor 16 (bench/results/scale_1e7.json)
 STORAGES = ("memory", "ondisk")  # IndexSpec.storage: in-RAM FAISS index, or indexer.ondisk
 
 _KNOWN_SEARCH_PARAMS = ("efSearch", "nprobe", "k_factor", "quantizer_efSearch")
@@ -176,9 +183,9 @@ def ondisk_spec(n: int, dim: int) -> IndexSpec:
     parts = [f"PCAR{coded_dim}"] if coded_dim < dim else []
     quantizer = "_HNSW32" if nlist >= QUANTIZER_HNSW_MIN_NLIST else ""
     parts += [f"IVF{nlist}{quantizer}", f"PQ{m}x8"]
-    params: dict[str, float] = {"nprobe": IVF_NPROBE, "k_factor": IVF_K_FACTOR}
+    params: dict[str, float] = {"nprobe": ONDISK_NPROBE, "k_factor": ONDISK_K_FACTOR}
     if quantizer:
-        params["quantizer_efSearch"] = 2 * IVF_NPROBE
+        params["quantizer_efSearch"] = 2 * ONDISK_NPROBE
     train_size = min(n, max(50 * nlist, 65_536))
     return IndexSpec(",".join(parts), search_params=params, train_size=train_size, storage="ondisk")
 

@@ -47,6 +47,8 @@ import numpy as np
 
 from indexer.index_types import (
     NORM_TOLERANCE,
+    ONDISK_K_FACTOR,
+    ONDISK_NPROBE,
     IndexSpec,
     _check_vectors,
     _configure_faiss,
@@ -371,8 +373,8 @@ class OnDiskIVF:
         folder: PathLike,
         embeddings: np.ndarray,
         *,
-        nprobe: int = 32,
-        k_factor: int = 8,
+        nprobe: int = ONDISK_NPROBE,
+        k_factor: int = ONDISK_K_FACTOR,
         quantizer_efSearch: int | None = None,
         prefetch_threads: int = 0,
     ) -> None:
