@@ -126,17 +126,9 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
 
     cnn: CNNRunner | None = None
     if s.supervised:
-        cfg = CNNConfig.from_card(
-            card,
-            s.cnn_backbone_kwargs,
-            epochs=s.cnn_epochs,
-            min_steps=s.cnn_min_steps,
-            max_steps=s.cnn_max_steps,
-            batch_size=s.cnn_batch_size,
-            lr=s.cnn_lr,
-            seed=s.seed,
-            device=s.device,
-        )
+        cfg = CNNConfig.from_card(card, s.cnn_backbone_kwargs, epochs=s.cnn_epochs, min_steps=s.cnn_min_steps,
+                                  max_steps=s.cnn_max_steps, batch_size=s.cnn_batch_size, lr=s.cnn_lr, seed=s.seed,
+                                  device=s.device)
         cnn = partial(_run_cnn, RowPixels(store, card.preprocess.input_size_px), card, cfg)
 
     tasks: dict[str, Any] = {}
@@ -146,62 +138,30 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
         log(f"{task}:")
         t0 = time.perf_counter()
         if task == "morphology":
-            tasks[task] = run_morphology(
-                emb,
-                classes,
-                split,
-                fractions=s.label_fractions,
-                cnn_fractions=s.cnn_fractions,
-                Cs=s.probe_C,
-                exclude=s.morphology_exclude,
-                seed=s.seed,
-                cnn=cnn,
-                log=log,
-            )
+            tasks[task] = run_morphology(emb, classes, split, fractions=s.label_fractions,
+                                         cnn_fractions=s.cnn_fractions, Cs=s.probe_C, exclude=s.morphology_exclude,
+                                         seed=s.seed, cnn=cnn, log=log)
         elif task == "photoz":
-            tasks[task], extras["photoz"] = run_photoz(
-                emb,
-                cat["z"],
-                classes,
-                np.asarray(cat[s.magnitude_column], dtype=np.float64),
-                split,
-                ks=s.photoz_k,
-                mag_edges=s.mag_edges,
-                exclude=s.photoz_exclude,
-                cnn=cnn,
-                log=log,
-            )
+            magnitude = np.asarray(cat[s.magnitude_column], dtype=np.float64)
+            tasks[task], extras["photoz"] = run_photoz(emb, cat["z"], classes, magnitude, split, ks=s.photoz_k,
+                                                       mag_edges=s.mag_edges, exclude=s.photoz_exclude, cnn=cnn,
+                                                       log=log)
         elif task == "lenses":
-            tasks[task] = run_lenses(
-                emb,
-                cat["is_lens"],
-                n_seeds=s.lens_seeds,
-                negatives=s.lens_negatives,
-                folds=s.lens_folds,
-                ks=s.lens_ks,
-                recall_k=s.lens_recall_k,
-                seed=s.seed,
-                log=log,
-            )
+            tasks[task] = run_lenses(emb, cat["is_lens"], n_seeds=s.lens_seeds, negatives=s.lens_negatives,
+                                     folds=s.lens_folds, ks=s.lens_ks, recall_k=s.lens_recall_k, seed=s.seed, log=log)
         elif task == "anomalies":
-            tasks[task] = run_anomalies(
-                store.anomaly,
-                classes,
-                cat["artifact_kind"],
-                rare_classes=s.rare_classes,
-                top_k=s.anomaly_top_k,
-                description=store.info.describe("anomaly") or "",
-                log=log,
-            )
+            def anomalies(name: str, score: np.ndarray) -> dict[str, Any]:
+                return run_anomalies(score, classes, cat["artifact_kind"], rare_classes=s.rare_classes,
+                                     top_k=s.anomaly_top_k, description=store.info.describe(name) or "", log=log)
+
+            tasks[task] = anomalies("anomaly", store.anomaly)
             # the pixel data-quality score and the combined list, on the same truth (versions built
             # before them have none)
             others = {}
             for name, score in (("artifact", store.quality), ("combined", store.combined)):
                 if np.isfinite(score).any():
                     log(f"  {name} score:")
-                    others[name] = run_anomalies(score, classes, cat["artifact_kind"], rare_classes=s.rare_classes,
-                                                 top_k=s.anomaly_top_k,
-                                                 description=store.info.describe(name) or "", log=log)
+                    others[name] = anomalies(name, score)
             tasks[task]["other_scores"] = others
         elif task == "retrieval":
             tasks[task] = _retrieval(store, emb, classes, encoder, card, s, log)
@@ -244,15 +204,8 @@ def evaluate(s: EvaluateSettings, command: str = "", log: Callable[[str], None] 
     return report
 
 
-def _retrieval(
-    store: IndexedSurvey,
-    emb: np.ndarray,
-    classes: np.ndarray,
-    encoder: Any,
-    card: Any,
-    s: EvaluateSettings,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
+def _retrieval(store: IndexedSurvey, emb: np.ndarray, classes: np.ndarray, encoder: Any, card: Any,
+               s: EvaluateSettings, log: Callable[[str], None]) -> dict[str, Any]:
     p = same_class_precision(store, k=s.retrieval_k, exclude=s.retrieval_exclude)
     precision = {
         "k": p["k"],
@@ -265,63 +218,29 @@ def _retrieval(
     pool = np.nonzero(~np.isin(classes, list(s.retrieval_exclude)))[0]
     m = same_class_map(emb, classes, _sample(pool, s.map_queries, s.seed, 0x3A9))
     log(f"  mAP: {m['map']:.3f} over {m['n_queries']} queries")
-    copy = augmented_copy_search(
-        store,
-        encoder,
-        card,
-        _sample(pool, s.copy_queries, s.seed, 0xC0F),
-        top_k=s.copy_top_k,
-        seed=s.seed,
-        noise_max_factor=s.copy_noise_max_factor,
-        device=s.device,
-    )
+    copy = augmented_copy_search(store, encoder, card, _sample(pool, s.copy_queries, s.seed, 0xC0F),
+                                 top_k=s.copy_top_k, seed=s.seed, noise_max_factor=s.copy_noise_max_factor,
+                                 device=s.device)
     log(f"  augmented copy: original in the top {s.copy_top_k} for {copy[f'found_in_top_{s.copy_top_k}']:.3f}")
     return {"precision": precision, "map": m, "augmented_copy": copy}
 
 
-def _finetune(
-    store: IndexedSurvey,
-    emb: np.ndarray,
-    classes: np.ndarray,
-    split: Any,
-    encoder: Any,
-    card: Any,
-    s: EvaluateSettings,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
+def _finetune(store: IndexedSurvey, emb: np.ndarray, classes: np.ndarray, split: Any, encoder: Any, card: Any,
+              s: EvaluateSettings, log: Callable[[str], None]) -> dict[str, Any]:
     from training.finetune import FitConfig
 
     from .finetune_compare import run_finetune_compare
 
-    cfg = FitConfig(
-        task="classification",
-        head_hidden=s.finetune_head_hidden,
-        epochs=s.finetune_epochs,
-        min_steps=s.finetune_min_steps,
-        max_steps=s.finetune_max_steps,
-        freeze_epochs=s.finetune_freeze_epochs,
-        lr=s.cnn_lr,
-        batch_size=s.cnn_batch_size,
-        patience=s.finetune_patience,
-        seed=s.seed,
-        device=s.device,
-    )
-    return run_finetune_compare(
-        store,
-        emb,
-        classes,
-        store.catalog["z"] if "z" in store.catalog else None,
-        split,
-        card.for_survey(store.units),  # the survey's own preprocessing levels (encoder.preprocess.for_survey)
-        encoder.state_dict(),
-        fractions=s.finetune_fractions,
-        cfg=cfg,
-        Cs=s.probe_C,
-        morphology_exclude=s.morphology_exclude,
-        photoz_exclude=s.photoz_exclude,
-        seed=s.seed,
-        log=log,
-    )
+    cfg = FitConfig(task="classification", head_hidden=s.finetune_head_hidden, epochs=s.finetune_epochs,
+                    min_steps=s.finetune_min_steps, max_steps=s.finetune_max_steps,
+                    freeze_epochs=s.finetune_freeze_epochs, lr=s.cnn_lr, batch_size=s.cnn_batch_size,
+                    patience=s.finetune_patience, seed=s.seed, device=s.device)
+    z = store.catalog["z"] if "z" in store.catalog else None
+    card = card.for_survey(store.units)  # the survey's own preprocessing levels (encoder.preprocess.for_survey)
+    return run_finetune_compare(store, emb, classes, z, split, card, encoder.state_dict(),
+                                fractions=s.finetune_fractions, cfg=cfg, Cs=s.probe_C,
+                                morphology_exclude=s.morphology_exclude, photoz_exclude=s.photoz_exclude, seed=s.seed,
+                                log=log)
 
 
 def _version_info(store: IndexedSurvey, card: Any) -> dict[str, Any]:
@@ -360,16 +279,8 @@ def _gallery_rows(classes: np.ndarray, rows: np.ndarray, exclude: tuple[str, ...
     return np.asarray(out, dtype=np.int64)
 
 
-def _figures(
-    report: dict[str, Any],
-    extras: dict[str, Any],
-    store: IndexedSurvey,
-    classes: np.ndarray,
-    split: Any,
-    s: EvaluateSettings,
-    out: Path,
-    log: Callable[[str], None],
-) -> dict[str, str]:
+def _figures(report: dict[str, Any], extras: dict[str, Any], store: IndexedSurvey, classes: np.ndarray, split: Any,
+             s: EvaluateSettings, out: Path, log: Callable[[str], None]) -> dict[str, str]:
     d = Path(s.figures_dir) if s.figures_dir is not None else out / "figures"
     t = report["tasks"]
     made: dict[str, Path] = {}

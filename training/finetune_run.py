@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,23 +33,8 @@ from .labels import heldout_split, labelled_fraction, read_labels
 
 
 def fit_config(s: FinetuneSettings, device: str) -> FitConfig:
-    return FitConfig(
-        task=s.task,
-        head_hidden=s.head_hidden,
-        epochs=s.epochs,
-        min_steps=s.min_steps,
-        max_steps=s.max_steps,
-        freeze_epochs=s.freeze_epochs,
-        lr=s.lr,
-        backbone_lr_scale=s.backbone_lr_scale,
-        weight_decay=s.weight_decay,
-        batch_size=s.batch_size,
-        patience=s.patience,
-        regression_metric=s.regression_metric,
-        augment=s.augment,
-        seed=s.seed,
-        device=device,
-    )
+    """The fit's settings: FinetuneSettings' fields of FitConfig's names, on `device` (resolved from s.device)."""
+    return FitConfig(**{f.name: getattr(s, f.name) for f in fields(FitConfig) if f.name != "device"}, device=device)
 
 
 def finetune(s: FinetuneSettings, log: Callable[[str], None] = lambda _: None) -> Path:
