@@ -102,7 +102,10 @@ def _normal(tree: Mapping[str, Any]) -> dict[str, Any]:
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = _normal(v) if isinstance(v, Mapping) else v
+        if isinstance(v, Mapping) and isinstance(node.get(parts[-1]), dict):  # `a.b: 1` and `a: {c: 2}`
+            node[parts[-1]].update(_normal(v))
+        else:
+            node[parts[-1]] = _normal(v) if isinstance(v, Mapping) else v
     return out
 
 
