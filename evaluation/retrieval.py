@@ -84,18 +84,8 @@ def same_class_map(vectors: np.ndarray, labels: np.ndarray, query_rows: np.ndarr
 def copy_augment_settings(input_size_px: int, noise_max_factor: float) -> AugmentSettings:
     """Rotation U(0, 360) deg, a flip with p = 0.5, fresh noise up to `noise_max_factor` x the sky
     sigma; no rescale, shift, dust or blur, so the copy is the same galaxy seen again."""
-    return AugmentSettings(
-        crop_size_px=input_size_px,
-        max_shift_px=0.0,
-        scale_min=1.0,
-        scale_max=1.0,
-        rotate=True,
-        flip=True,
-        redden=False,
-        blur=False,
-        noise=True,
-        noise_max_factor=noise_max_factor,
-    )
+    return AugmentSettings(crop_size_px=input_size_px, max_shift_px=0.0, scale_min=1.0, scale_max=1.0, rotate=True,
+                           flip=True, redden=False, blur=False, noise=True, noise_max_factor=noise_max_factor)
 
 
 def augmented_copy_search(

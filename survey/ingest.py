@@ -246,18 +246,9 @@ def ingest(
     return report
 
 
-def _plan(
-    source: Path,
-    kind: str,
-    size_px: int | None,
-    scale: float | None,
-    bands: Bands,
-    catalog: Path | None,
-    batch_size: int,
-    source_scale: float | None = None,
-    fit_px: int | None = None,
-    band_files: str | None = None,
-) -> _Plan:
+def _plan(source: Path, kind: str, size_px: int | None, scale: float | None, bands: Bands, catalog: Path | None,
+          batch_size: int, source_scale: float | None = None, fit_px: int | None = None,
+          band_files: str | None = None) -> _Plan:
     if fit_px is not None and kind not in ("images", "fits"):
         raise ValueError(f"fit_px is for image and FITS stamp folders; for kind {kind!r} pass "
                          "pixel_scale_arcsec= and size_px=")
@@ -276,15 +267,8 @@ def _plan(
     raise ValueError(f"unknown kind {kind!r}; expected stein, hayat, fits, images, mosaic or mmu")
 
 
-def _plan_hdf5(
-    source: Path,
-    kind: str,
-    size_px: int | None,
-    scale: float | None,
-    bands: Bands,
-    catalog: Path | None,
-    batch_size: int,
-) -> _Plan:
+def _plan_hdf5(source: Path, kind: str, size_px: int | None, scale: float | None, bands: Bands,
+               catalog: Path | None, batch_size: int) -> _Plan:
     from .readers.hayat import HayatReader
     from .readers.stein import SteinReader
 

@@ -19,6 +19,7 @@ import numpy as np
 from .catalog import Catalog
 from .cutout import Cutout
 from .errors import SurveyError, UnreadableCutout
+from .readers.common import image_rows
 from .units import MAX_SAMPLE, SurveyUnits, UnitsError, combine, measure
 
 SHARD_GLOB = "shard-*.h5"
@@ -149,12 +150,7 @@ class NativeSurvey:
 
     def images(self, rows: np.ndarray | list[int]) -> np.ndarray:
         """float32 (len(rows), C, H, W) in the order given."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.image_shape), dtype=np.float32)
-        if len(rows) == 0:
-            return out
-        if rows.min() < 0 or rows.max() >= len(self):
-            raise IndexError(f"rows out of range [0, {len(self)})")
+        rows, out = image_rows(rows, len(self), self.image_shape)
         shard = np.searchsorted(self._offsets, rows, side="right") - 1
         for s in np.unique(shard):
             sel = np.nonzero(shard == s)[0]
@@ -180,14 +176,8 @@ class NativeSurvey:
         return out
 
     def cutout(self, row: int) -> Cutout:
-        return Cutout(
-            pixels=self.images([row])[0],
-            object_id=str(self.catalog["object_id"][row]),
-            ra_deg=float(self.catalog["ra"][row]),
-            dec_deg=float(self.catalog["dec"][row]),
-            pixel_scale_arcsec=self.pixel_scale_arcsec,
-            bands=self.bands,
-        )
+        return Cutout(self.images([row])[0], str(self.catalog["object_id"][row]), float(self.catalog["ra"][row]),
+                      float(self.catalog["dec"][row]), self.pixel_scale_arcsec, self.bands)
 
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rows, images) in row order; reads shard by shard so memory stays at one batch."""

@@ -35,6 +35,16 @@ def check_pixels(
     return pixels
 
 
+def image_rows(rows: np.ndarray | list[int], n: int, image_shape: tuple[int, ...],
+               source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a reader's `images(rows)` as int64, and the float32 (len(rows), *image_shape)
+    array to fill; IndexError (naming `source`) when a row is outside [0, n)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise IndexError(f"{source + ': ' if source else ''}rows out of range [0, {n})")
+    return rows, np.empty((len(rows), *image_shape), dtype=np.float32)
+
+
 def check_unique_ids(ids: np.ndarray, source: str) -> None:
     """Raise DuplicateObjectId naming up to five repeated ids and how often each occurs."""
     ids = np.asarray(ids).astype(str)

@@ -161,14 +161,7 @@ class FitsStamps:
             bands = self.expected_bands
         assert bands is not None  # _ref raised CalibrationError otherwise
         check_pixels(pixels, ref.source, ref.object_id, bands)
-        return Cutout(
-            pixels,
-            ref.object_id,
-            float(self.catalog["ra"][i]),
-            ref.dec_deg,
-            ref.pixel_scale_arcsec,
-            bands,
-        )
+        return Cutout(pixels, ref.object_id, float(self.catalog["ra"][i]), ref.dec_deg, ref.pixel_scale_arcsec, bands)
 
     def __iter__(self) -> Iterator[Cutout]:
         try:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..cutout import Cutout
-from .common import check_pixels, check_positions, check_unique_ids
+from .common import check_pixels, check_positions, check_unique_ids, image_rows
 from .errors import CorruptFile, LayoutMismatch, MissingKey, WrongBandCount
 
 
@@ -88,12 +88,9 @@ class Hdf5LayoutReader:
         """float32 (len(rows), C, H, W) in the order given; NaN is passed through as stored."""
         if isinstance(rows, slice):
             rows = np.arange(len(self))[rows]
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.image_shape), dtype=np.float32)
+        rows, out = image_rows(rows, len(self), self.image_shape, self.source)
         if len(rows) == 0:
             return out
-        if rows.min() < 0 or rows.max() >= len(self):
-            raise IndexError(f"{self.source}: rows out of range [0, {len(self)})")
         uniq, inverse = np.unique(rows, return_inverse=True)
         ds = self._file()["images"]
         try:
@@ -116,14 +113,8 @@ class Hdf5LayoutReader:
         oid = str(self.catalog["object_id"][row])
         pixels = self.images([row])[0] if pixels is None else pixels
         check_pixels(pixels, self.source, oid, self.bands)
-        return Cutout(
-            pixels,
-            oid,
-            float(self.catalog["ra"][row]),
-            float(self.catalog["dec"][row]),
-            self.pixel_scale_arcsec,
-            self.bands,
-        )
+        return Cutout(pixels, oid, float(self.catalog["ra"][row]), float(self.catalog["dec"][row]),
+                      self.pixel_scale_arcsec, self.bands)
 
     def iter_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rows, images) in file order; memory stays at one batch."""

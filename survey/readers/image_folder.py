@@ -173,14 +173,8 @@ class ImageFolder:
         else:
             pixels, where = self._assemble(i, oid), self.source_of(i)
         check_pixels(pixels, where, oid, self.bands)
-        return Cutout(
-            pixels,
-            oid,
-            float(self.catalog["ra"][i]),
-            float(self.catalog["dec"][i]),
-            self.pixel_scale_arcsec,
-            self.bands,
-        )
+        return Cutout(pixels, oid, float(self.catalog["ra"][i]), float(self.catalog["dec"][i]), self.pixel_scale_arcsec,
+                      self.bands)
 
     def _assemble(self, i: int, oid: str) -> np.ndarray:
         """One greyscale plane per band, stacked in the order of `bands`."""

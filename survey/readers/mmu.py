@@ -51,7 +51,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..cutout import Cutout
-from .common import check_pixels, check_positions, int_strings
+from .common import check_pixels, check_positions, image_rows, int_strings
 from .errors import (
     BandMismatch,
     CalibrationError,
@@ -141,12 +141,9 @@ class MmuReader:
 
     def images(self, rows: np.ndarray | list[int]) -> np.ndarray:
         """float32 (len(rows), C, H, W) in the order given (needs one stamp shape: `image_shape`)."""
-        rows = np.asarray(rows, dtype=np.int64)
         if self.image_shape is None:
             raise LayoutMismatch(self.source, "stamps differ in size between files; read them with cutout()")
-        out = np.empty((len(rows), *self.image_shape), dtype=np.float32)
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
-            raise IndexError(f"{self.source}: rows out of range [0, {len(self)})")
+        rows, out = image_rows(rows, len(self), self.image_shape, self.source)
         files = self._file_of[rows]
         for k in np.unique(files):
             sel = np.nonzero(files == k)[0]

@@ -134,15 +134,9 @@ class LensComponents:
         return self.deflector + self.source
 
 
-def draw_lens(
-    rng: np.random.Generator,
-    *,
-    bands: Sequence[str] = ("g", "r", "z"),
-    size_px: int = 64,
-    pixel_scale_arcsec: float = 0.262,
-    psf_fwhm_arcsec: Sequence[float],
-    z_lens: float | None = None,
-) -> tuple[np.ndarray, dict]:
+def draw_lens(rng: np.random.Generator, *, bands: Sequence[str] = ("g", "r", "z"), size_px: int = 64,
+              pixel_scale_arcsec: float = 0.262, psf_fwhm_arcsec: Sequence[float],
+              z_lens: float | None = None) -> tuple[np.ndarray, dict]:
     """Draw one noiseless strong lens.
 
     Args:
@@ -161,26 +155,14 @@ def draw_lens(
         (``lens_axis_ratio``, ``lens_angle_rad``, ``shear_gamma``, ``source_offset_arcsec``,
         ``lens_center_x_arcsec``, ``lens_center_y_arcsec`` relative to the stamp centre).
     """
-    parts = draw_lens_components(
-        rng,
-        bands=bands,
-        size_px=size_px,
-        pixel_scale_arcsec=pixel_scale_arcsec,
-        psf_fwhm_arcsec=psf_fwhm_arcsec,
-        z_lens=z_lens,
-    )
+    parts = draw_lens_components(rng, bands=bands, size_px=size_px, pixel_scale_arcsec=pixel_scale_arcsec,
+                                 psf_fwhm_arcsec=psf_fwhm_arcsec, z_lens=z_lens)
     return parts.image, parts.truth
 
 
-def draw_lens_components(
-    rng: np.random.Generator,
-    *,
-    bands: Sequence[str] = ("g", "r", "z"),
-    size_px: int = 64,
-    pixel_scale_arcsec: float = 0.262,
-    psf_fwhm_arcsec: Sequence[float],
-    z_lens: float | None = None,
-) -> LensComponents:
+def draw_lens_components(rng: np.random.Generator, *, bands: Sequence[str] = ("g", "r", "z"), size_px: int = 64,
+                         pixel_scale_arcsec: float = 0.262, psf_fwhm_arcsec: Sequence[float],
+                         z_lens: float | None = None) -> LensComponents:
     """Like ``draw_lens`` but keeps the deflector light and the lensed source apart.
 
     Consumes exactly the same random numbers as ``draw_lens``, so for one seed
