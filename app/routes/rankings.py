@@ -13,7 +13,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from indexer.scores import lens_scores
+from indexer.lens_learning import LensLearner
+from indexer.scores import top_rows
 from indexer.store import Filters, IndexedSurvey
 
 from ..deps import IndexDep
@@ -31,6 +32,10 @@ Kind = Literal["anomaly", "lens", "artifact", "combined"]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (0 = from the top)")]
 RECENT_LEARNED = 8  # rankings learned from votes kept per version (each holds a score per object)
+# A version's embeddings are copied to float32 for retraining from votes up to this size (1 GiB at
+# 10^6 x 256): a retrain then reads them without converting float16 (~0.7 s of one core per pass at
+# 10^6). Larger versions are read from the float16 memory map, block by block.
+DENSE_MAX_BYTES = 2 << 30
 
 
 def ranking_filters(
@@ -53,20 +58,17 @@ def scores_of(store: IndexedSurvey, kind: Kind) -> np.ndarray:
             "combined": store.combined}[kind]
 
 
-def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False,
-                learned: Learned | None = None) -> np.ndarray:
+def ranked_rows(store: IndexedSurvey, kind: Kind, include_known: bool = False) -> np.ndarray:
     """Rows with a finite score, highest score first (ties: lower row first). The lens ranking leaves
     out the known lenses unless `include_known`; the anomaly ranking keeps every object."""
     include_known = include_known or kind != "lens"
 
     def order() -> np.ndarray:  # sorting 10^6 scores costs ~0.1 s, too much per page: once per version
-        scores = np.asarray(learned.scores if learned else scores_of(store, kind), dtype=np.float64)
+        scores = np.asarray(scores_of(store, kind), dtype=np.float64)
         keep = np.isfinite(scores) & (True if include_known else ~store.known_lens)
         rows = np.nonzero(keep)[0]
         return rows[np.argsort(-scores[rows], kind="stable")]
 
-    if learned is not None:  # one per set of votes: kept among the version's few recent ones, not forever
-        return recent(store).get(("ranking", kind, include_known, *learned.key), order)
     return store.derived(("ranking", kind, include_known), order)
 
 
@@ -94,7 +96,19 @@ class Recent:
 
 
 def recent(store: IndexedSurvey) -> Recent:
-    return store.derived(("recent-learned",), lambda: Recent(2 * RECENT_LEARNED))
+    return store.derived(("recent-learned",), lambda: Recent(RECENT_LEARNED))
+
+
+def learner(store: IndexedSurvey) -> LensLearner:
+    """The version's lens learner: its float32 copy of the embeddings (below DENSE_MAX_BYTES) and the
+    similarities it keeps between votes live with the version and go with it."""
+    def build() -> LensLearner:
+        emb = store.embeddings
+        if emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
+            emb = np.asarray(emb, dtype=np.float32)
+        return LensLearner(emb, np.nonzero(store.known_lens)[0], seed=int(store.info.settings.get("seed", 0)))
+
+    return store.derived(("lens-learner",), build)
 
 
 @dataclass(frozen=True)
@@ -123,15 +137,10 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
         for _, oid, label in cast:  # a later vote on the same object wins
             latest[oid] = label
         rows = {oid: store.row_of(oid) for oid in latest if store.has_object(oid)}
-        pos = np.array([r for oid, r in rows.items() if latest[oid] == "lens"], dtype=np.int64)
-        neg = np.array([r for oid, r in rows.items() if latest[oid] == "not_lens"], dtype=np.int64)
-        seeds = np.nonzero(store.known_lens)[0]
-        if not len(seeds) and not len(pos):  # nothing to learn from: no scores, an empty list with a note
-            return Learned(np.full(len(store), np.nan), until, len(rows), key)
-        # the float16 memory map as it is: lens_scores reads it in blocks (no float32 copy of the survey)
-        scores = lens_scores(store.embeddings, np.concatenate([seeds, pos]), negative_rows=neg,
-                             seed=int(store.info.settings.get("seed", 0)))
-        return Learned(scores, until, len(rows), key)
+        pos = [r for oid, r in rows.items() if latest[oid] == "lens"]  # in the order first voted on
+        neg = [r for oid, r in rows.items() if latest[oid] == "not_lens"]
+        # NaN everywhere with nothing to learn from (no known lens, no lens vote): an empty list with a note
+        return Learned(learner(store).scores(pos, neg), until, len(rows), key)
 
     return recent(store).get(("learned-lens", *key), build)
 
@@ -139,37 +148,49 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,
             learned: Learned | None = None, hide_voted: np.ndarray | None = None,
             filters: Filters | None = None) -> RankingResponse:
-    order = ranked_rows(store, kind, include_known, learned)
     scores = learned.scores if learned else scores_of(store, kind)
-    mask = store.filter_mask(filters) if filters is not None else None
-    if mask is not None:  # the same z, magnitude and sky-region filters as a similarity search
-        order = order[mask[order]]
+    mask = store.filter_mask(filters) if filters is not None else None  # the filters of a similarity search
     hidden = 0
-    if hide_voted is not None and len(hide_voted):
-        keep = ~np.isin(order, hide_voted)
-        hidden = int((~keep).sum())
-        order = order[keep]
-    page = order[offset : offset + limit]
+    if learned is None:  # a built score: its order is sorted once per version
+        order = ranked_rows(store, kind, include_known)
+        if mask is not None:
+            order = order[mask[order]]
+        if hide_voted is not None and len(hide_voted):
+            keep = ~np.isin(order, hide_voted)
+            hidden = int((~keep).sum())
+            order = order[keep]
+        total, page = len(order), order[offset : offset + limit]
+    else:  # a score per vote: the top of it by argpartition, not a sort of the survey per vote
+        eligible = np.isfinite(scores) & (True if include_known or kind != "lens" else ~store.known_lens)
+        if mask is not None:
+            eligible &= mask
+        if hide_voted is not None and len(hide_voted):
+            voted = np.zeros(len(store), bool)
+            voted[hide_voted] = True
+            hidden = int((eligible & voted).sum())
+            eligible &= ~voted
+        total = int(eligible.sum())
+        page = top_rows(scores, eligible, offset + limit)[offset:]
     items = [RankedRecord(**{k: clean(v) for k, v in store.record(int(row)).items() if k != "healpix"},
                           score=float(scores[row]), rank=offset + i + 1, known_lens=bool(store.known_lens[row]))
              for i, row in enumerate(page)]
     left_out = 0 if include_known or kind != "lens" else int((store.known_lens & np.isfinite(scores)).sum())
     described = store.info.describe(kind)
     note = None
-    if not len(order):
+    if not total:
         note = (f"version {store.version} has no {kind} scores"
                 + (f" ({described})" if described else "")
                 + ("; publish a version built with known lenses (lens_labels) to rank lens candidates"
                    if kind == "lens" else ""))
     elif not items:
-        note = f"offset {offset} is past the end of the ranking ({len(order)} objects)"
-    if learned is not None and not len(order):
+        note = f"offset {offset} is past the end of the ranking ({total} objects)"
+    if learned is not None and not total:
         note = (f"nothing to learn a lens score from: version {store.version} has no known lenses and no object "
                 f"is voted 'lens' (up to vote {learned.until}); vote some first")
     if learned is not None:
         described = (f"lens score retrained from {learned.n_votes} lens / not_lens votes (up to vote "
                      f"{learned.until}) and the {int(store.known_lens.sum())} known lenses")
-    return RankingResponse(version=store.version, ranking=kind, description=described, total=int(len(order)),
+    return RankingResponse(version=store.version, ranking=kind, description=described, total=int(total),
                            limit=limit, offset=offset, note=note, known_left_out=left_out,
                            learned_from_votes=learned.n_votes if learned else None,
                            until_vote=learned.until if learned else None,

@@ -212,6 +212,18 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
 
         assert lenses(until_vote=2)["items"] == learned["items"]  # until_vote alone names the learned ranking
 
+        # reproducible from its version and the votes alone: a new service (nothing kept) gives it again
+        with TestClient(create_app(settings)) as fresh:
+            rebuilt = fresh.get("/api/v1/rankings/lenses", params={"limit": 500, "until_vote": 2}).json()
+        assert rebuilt["items"] == learned["items"] and rebuilt["ranking_version"] == learned["ranking_version"]
+        # filtered and paged, a learned ranking is the full one's rows that pass, in the same order
+        z = {i["object_id"]: i["z"] for i in learned["items"]}
+        z_max = float(np.median(list(z.values())))
+        passing = [i["object_id"] for i in learned["items"] if i["z"] <= z_max]
+        page = lenses(until_vote=2, z_max=z_max, limit=5, offset=3)
+        assert page["total"] == len(passing) and [i["object_id"] for i in page["items"]] == passing[3:8]
+        assert [i["rank"] for i in page["items"]] == [4, 5, 6, 7, 8]
+
         # a deleted vote is no longer learned from, even below the last vote id
         assert c.delete("/api/v1/votes/1", params={"voter": "ada"}).status_code == 204
         after = lenses(learn="true")
