@@ -23,10 +23,7 @@ export class EmbeddingMap {
   constructor(canvas, { onPick, onError, legend, info }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d", { alpha: false });
-    this.onPick = onPick;
-    this.onError = onError;
-    this.legend = legend;
-    this.info = info;
+    Object.assign(this, { onPick, onError, legend, info });
     this.meta = null;
     this.n = 0;
     this.view = { s: 1, tx: 0, ty: 0, fit: 1 };

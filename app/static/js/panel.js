@@ -17,9 +17,7 @@ function value(v) {
 
 export class Panel {
   constructor(el, { votes, onSearch, onShowOnMap, onError }) {
-    this.el = el;
-    this.votes = votes;
-    this.onError = onError;
+    Object.assign(this, { el, votes, onError });
     this.current = null;
     this.returnFocus = null;
     this.seq = 0;
