@@ -1,4 +1,4 @@
-"""One way to configure every entry point: flag > --config file > SKYSIFT_* variable > default.
+"""One way to configure every entry point: flag > --set > --config file > SKYSIFT_* variable > default.
 
     skysift train --config run.toml --set augment.scale_min=0.8 --epochs 20
     skysift train --print-settings                 # the resolved TrainSettings as JSON, nothing run
@@ -171,12 +171,11 @@ class Layers:
     def __init__(self, config: Path | None = None, sets: list[str] | None = None, show: bool = False) -> None:
         self.config, self.sets, self.show = config, list(sets or []), show
 
-    def __call__(self, cls: Any, given: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> Any:
+    def __call__(self, cls: Any, given: Mapping[str, Any]) -> Any:
         """`cls` from, in order of precedence: `given` (the flags; None = not given), --set, --config,
-        `defaults` (values the entry point computes, e.g. the command line it records), SKYSIFT_*
-        variables, the class's defaults. With --print-settings, print it as JSON and exit 0."""
+        SKYSIFT_* variables, the class's defaults. With --print-settings, print it as JSON and exit 0."""
         check_environment(cls)
-        layered = merge(cls, defaults, self.from_file(cls), self.from_sets(cls), given_only(given))
+        layered = merge(cls, self.from_file(cls), self.from_sets(cls), given_only(given))
         s = cls(**layered)  # pydantic-settings: keyword values beat the environment, which beats defaults
         if self.show:
             typer.echo(s.model_dump_json(indent=2))

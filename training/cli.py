@@ -85,8 +85,9 @@ def train(
         "cache_gb": cache_gb, "seed": seed, "checkpoint_every": checkpoint_every, "resume": resume,
         "monitor_size": monitor_size,
         "backbone_kwargs": None if backbone_kwargs is None else _json_object("--backbone-kwargs", backbone_kwargs),
+        "produced_by": "skysift " + shlex.join(sys.argv[1:]),  # this command, even with a saved --config
     }
-    s: TrainSettings = settings(TrainSettings, given, {"produced_by": "skysift " + shlex.join(sys.argv[1:])})
+    s: TrainSettings = settings(TrainSettings, given)
 
     def show(rec: dict) -> None:
         if "loss" in rec:
@@ -143,8 +144,9 @@ def finetune(
              "freeze_epochs": freeze_epochs, "lr": lr, "backbone_lr_scale": backbone_lr_scale,
              "batch_size": batch_size, "patience": patience,
              "label_fraction": label_fraction, "val_fraction": val_fraction, "test_fraction": test_fraction,
-             "augment": augment, "seed": seed, "device": device}
-    s = settings(FinetuneSettings, given, {"produced_by": "skysift " + shlex.join(sys.argv[1:])})
+             "augment": augment, "seed": seed, "device": device,
+             "produced_by": "skysift " + shlex.join(sys.argv[1:])}  # this command, even with a saved --config
+    s = settings(FinetuneSettings, given)
     run(s, log=console.print)
 
 
