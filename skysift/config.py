@@ -218,12 +218,14 @@ def check_environment(cls: Any, environ: Mapping[str, str] | None = None) -> Non
 
 
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", metavar="FILE", help="settings file (.toml, .json, .yaml): field = value, [augment] tables; "
-                                     "flags win over it, it wins over SKYSIFT_* variables")]
+    "--config", metavar="FILE", help="settings file (.toml, .json, .yaml): field = value, a table per nested "
+                                     "model; flags and --set win over it, it wins over SKYSIFT_* variables")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE", help="any settings field, repeatable, dotted for nested ones (augment.scale_min=0.8);"
                                        " wins over --config; --print-settings lists them all")]
-PrintOpt = Annotated[bool, typer.Option("--print-settings", help="print the resolved settings as JSON and exit")]
+PrintOpt = Annotated[bool, typer.Option(
+    "--print-settings", help="print the resolved settings (every field: the defaults and what was given) as JSON, "
+                             "a valid --config file, and exit")]
 
 
 def configurable(fn: Callable[..., Any]) -> Callable[..., Any]:
