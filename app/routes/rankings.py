@@ -184,7 +184,9 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                    if kind == "lens" else ""))
     elif not items:
         note = f"offset {offset} is past the end of the ranking ({total} objects)"
-    if learned is not None and not total:
+    if not total and mask is not None and np.isfinite(scores).any():
+        note = "no object of this ranking passes the filters"
+    if learned is not None and not np.isfinite(scores).any():
         note = (f"nothing to learn a lens score from: version {store.version} has no known lenses and no object "
                 f"is voted 'lens' (up to vote {learned.until}); vote some first")
     if learned is not None:

@@ -51,13 +51,16 @@ window.__skysift = { marks: {}, ready: false, map: null };
     onSearch: (text) => { el.query.value = text; el.form.requestSubmit(); },
   });
   let surveyInfo = null;  // GET /api/v1/version, for the landing view
+  // the search bar's filters filter the rankings too (the same z and magnitude parameters)
+  const filters = () => new URLSearchParams(Object.entries(filterInputs).filter(([, i]) => i.value.trim())
+    .map(([f, i]) => [f, i.value.trim()]));
   const rankings = {
     anomalies: new Ranking($("#panel-anomalies"), { kind: "anomalies", selection, label: "most unusual objects", votes,
-      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+      filters, onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
     artifacts: new Ranking($("#panel-artifacts"), { kind: "artifacts", selection, label: "likely artifacts", votes,
-      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+      filters, onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
     lenses: new Ranking($("#panel-lenses"), { kind: "lenses", selection, label: "strong-lens candidates", votes,
-      onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
+      filters, onOpen: open, onSearch: (rec) => searchId(rec.object_id), onError: showError }),
   };
 
   // ---- the map, loaded on first use
@@ -92,6 +95,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
 
   // ---- tabs (the hash is the source of truth)
   const TABS = ["search", "anomalies", "artifacts", "lenses", "map"];
+  let searchStale = false;  // the filters changed on a ranking tab since the search ran: run it when shown
   function showTab() {
     const [name, page] = location.hash.replace(/^#/, "").split("/");
     const tab = TABS.includes(name) ? name : "search";
@@ -103,6 +107,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
     }
     if (rankings[tab]) rankings[tab].show(Number(page) || 1);
     if (tab === "search") landing.drawIfShown();
+    if (tab === "search" && searchStale) { searchStale = false; runSearch(current, "replace"); }
     if (tab === "map") mapReady();
   }
   window.addEventListener("hashchange", showTab);
@@ -303,7 +308,15 @@ window.__skysift = { marks: {}, ready: false, map: null };
 
   const reQuery = () => {
     clearTimeout(requery);
-    requery = setTimeout(() => { if (current) runSearch(current, "replace"); }, 350);
+    requery = setTimeout(() => {
+      const shown = Object.values(rankings).find((r) => !r.section.hidden);
+      if (shown) {  // filtering a ranking: the search (if any) runs with the filters when its tab is shown
+        shown.refilter();
+        searchStale = Boolean(current);
+      } else if (current) {
+        runSearch(current, "replace");
+      }
+    }, 350);
   };
   for (const input of Object.values(filterInputs)) input.addEventListener("input", reQuery);
   el.k.addEventListener("change", reQuery);

@@ -223,6 +223,12 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
         page = lenses(until_vote=2, z_max=z_max, limit=5, offset=3)
         assert page["total"] == len(passing) and [i["object_id"] for i in page["items"]] == passing[3:8]
         assert [i["rank"] for i in page["items"]] == [4, 5, 6, 7, 8]
+        nothing = lenses(until_vote=2, mag_max=-5)  # brighter than any object of the survey
+        assert nothing["total"] == 0 and nothing["note"] == "no object of this ranking passes the filters"
+        for params, word in (({"until_vote": -1}, "until_vote"), ({"learn": "maybe"}, "learn"),
+                             ({"hide_voted": "2"}, "hide_voted"), ({"learn": "true", "z_min": -1}, "z_min")):
+            r = c.get("/api/v1/rankings/lenses", params=params)
+            assert r.status_code == 422 and word in r.text, (params, r.text)
 
         # a deleted vote is no longer learned from, even below the last vote id
         assert c.delete("/api/v1/votes/1", params={"voter": "ada"}).status_code == 204

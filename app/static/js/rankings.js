@@ -1,19 +1,24 @@
 // A ranking tab (unusual objects, artifacts or lens candidates): pages of cards with their score and vote buttons.
-// The page number lives in the address (#anomalies/2), so a page can be shared and reloaded.
+// The page number lives in the address (#anomalies/2), so a page can be shared and reloaded. The filters
+// of the search bar (z, magnitude) filter the rankings too; a lens ranking learned from the votes
+// learns again after each lens / not-a-lens vote.
 
 import { getJSON } from "./api.js";
 import { fillGrid, installGrid, makeCard } from "./cards.js";
-import { downloadLinks } from "./lists.js";
+import { downloadLinks, filterText } from "./lists.js";
 
 export class Ranking {
   /** kind: "anomalies" | "artifacts" | "lenses" (the route and the tab's hash). */
-  constructor(section, { kind, label, votes, selection, onOpen, onSearch, onError, pageSize = 24 }) {
+  constructor(section, { kind, label, votes, selection, onOpen, onSearch, onError, filters = () => new URLSearchParams(),
+    pageSize = 24 }) {
     this.section = section;
     this.kind = kind;
     this.votes = votes;
     this.selection = selection;
     this.onError = onError;
     this.pageSize = pageSize;
+    this.filters = filters;  // () => URLSearchParams of the search bar's filters that are set
+    this.shownFilters = "";
     this.page = null;
     this.total = null;
     section.innerHTML = `
@@ -46,6 +51,9 @@ export class Ranking {
       this.learn = e.target.checked;
       this.show(this.page || 1, true);
     });
+    votes.onCast((id, label) => {  // learning live: the ranking shown learns from the vote just cast
+      if (this.learn && !section.hidden && (label === "lens" || label === "not_lens")) this.show(this.page || 1, true);
+    });
     installGrid(this.grid, { onOpen, onSearch });
     section.querySelector(".prev").addEventListener("click", () => { location.hash = `${kind}/${this.page - 1}`; });
     section.querySelector(".next").addEventListener("click", () => { location.hash = `${kind}/${this.page + 1}`; });
@@ -54,23 +62,27 @@ export class Ranking {
   /** Show a page (1-based); a page already shown is not fetched again unless forced. */
   async show(page = 1, force = false) {
     page = Math.max(1, Math.floor(page) || 1);
-    if (page === this.page && !force) return;
+    const filters = this.filters();
+    if (page === this.page && !force && filters.toString() === this.shownFilters) return;
     this.page = page;
+    this.shownFilters = filters.toString();
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
     const known = this.includeKnown ? "&include_known=true" : "";
     const learn = this.learn ? "&learn=true" : "";
-    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}${known}${learn}`;
+    const only = filters.toString() ? `&${filters}` : "";
+    const url = `/api/v1/rankings/${this.kind}?limit=${this.pageSize}&offset=${offset}${known}${learn}${only}`;
     const [csv, votable] = downloadLinks({ url });  // the same page as a table
     this.section.querySelector(".downloads").replaceChildren("Download this page: ", csv, " · ", votable);
     try {
       const body = await getJSON(url);
-      if (page !== this.page) return;  // the user moved on while this page loaded
+      if (page !== this.page || filters.toString() !== this.shownFilters) return;  // the user moved on meanwhile
       this.total = body.total;
       const pages = Math.max(1, Math.ceil(body.total / this.pageSize));
       this.section.querySelector(".about").textContent = body.description || "";
-      this.section.querySelector(".page-info").textContent =
-        `page ${page} of ${pages} · ${body.total.toLocaleString()} objects · version ${body.version}`;
+      const kept = filterText(filters);
+      this.section.querySelector(".page-info").textContent = `page ${page} of ${pages} · `
+        + `${body.total.toLocaleString()} objects${kept ? ` with ${kept}` : ""} · version ${body.version}`;
       this.section.querySelector(".prev").disabled = page <= 1;
       this.section.querySelector(".next").disabled = page >= pages;
       const toggle = this.section.querySelector(".known-toggle");
@@ -84,8 +96,9 @@ export class Ranking {
         : `learned from ${body.learned_from_votes} vote${body.learned_from_votes === 1 ? "" : "s"} `
           + `(ranking ${body.ranking_version})`;
       const note = this.section.querySelector(".note");
-      note.hidden = !body.note;
-      note.textContent = body.note || "";
+      const empty = kept && !body.total ? `No object of this ranking has ${kept}: widen the filters or clear them.` : "";
+      note.hidden = !(empty || body.note);
+      note.textContent = empty || body.note || "";
       const cards = body.items.map((rec) => {
         const extra = document.createElement("div");
         extra.append(this.votes.buttons(rec.object_id), this.selection.buttons(rec.object_id));
@@ -99,5 +112,11 @@ export class Ranking {
     } finally {
       if (page === this.page) this.section.setAttribute("aria-busy", "false");
     }
+  }
+
+  /** The filters changed: back to the first page, fetched with them. */
+  refilter() {
+    if (this.page > 1) location.hash = this.kind;  // showTab shows page 1, with the new filters
+    else this.show(1, true);
   }
 }

@@ -14,6 +14,7 @@ export class Votes {
     this.voterInput = voterInput;
     this.onError = onError;
     this.items = new Map();  // object_id -> votes, oldest first
+    this.listeners = [];  // called with (object_id, label) after a vote is saved
     voterInput.addEventListener("change", () => {
       localStorage.setItem("skysift.voter", this.voter);
       this.refreshAll();
@@ -22,6 +23,9 @@ export class Votes {
   }
 
   get voter() { return this.voterInput.value.trim() || "anonymous"; }
+
+  /** Call fn(object_id, label) after each vote the service saved (a learned ranking re-learns). */
+  onCast(fn) { this.listeners.push(fn); }
 
   /** Read the votes of these objects (one request each, in parallel), then mark their buttons. */
   async load(ids) {
@@ -53,6 +57,7 @@ export class Votes {
     try {
       const saved = await postJSON("/api/v1/votes", { object_id: id, label, voter: this.voter });
       this.items.set(id, [...(this.items.get(id) || []), saved]);
+      for (const fn of this.listeners) fn(id, label);
     } catch (err) {
       this.onError(err);
     } finally {
