@@ -50,6 +50,6 @@ class ServiceSettings(BaseSettings):
     votes_db: Path | None = None  # SQLite file for votes; None -> <artifacts>/votes.sqlite (outlives versions)
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1  # uvicorn worker processes; each loads its own copy of the version
+    workers: int = Field(1, ge=1)  # uvicorn worker processes; each loads its own copy of the version
     # FAISS OpenMP threads per worker: one query gains nothing from more, and busy threads starve the event loop
     search_threads: int = 1

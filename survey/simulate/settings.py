@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PRESETS: dict[str, int] = {"tiny": 240, "demo": 6000, "bench": 100_000}
@@ -23,7 +23,7 @@ class SimSettings(BaseSettings):
     size_px: int = 64
     pixel_scale_arcsec: float = 0.262
     shard_size: int = 1024
-    workers: int = max(1, os.cpu_count() or 1)
+    workers: int = Field(max(1, os.cpu_count() or 1), ge=1)  # processes
     mag_limit_r: float = 19.5  # bright, BGS-like sample: morphology resolved at 0.262"/px
     z_min: float = 0.02
     z_max: float = 1.0
