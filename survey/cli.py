@@ -43,50 +43,41 @@ def simulate(
     console.print(f"{s.size} objects in {dt:.1f} s ({s.size / dt:.0f} objects/s) -> {s.out_dir}")
 
 
+# `skysift ingest`'s longer option texts, kept out of its signature so that it reads as a list of options
+INGEST_HELP = {
+    "catalog": "GalSim catalog (fits), CSV (images: optional, default <folder>/catalog.csv; without one, ids come "
+               "from the file paths and positions are unknown), source list (mosaic)",
+    "pixel_scale_arcsec": "resample to this pixel scale (images: the images' own scale unless "
+                          "--source-pixel-scale-arcsec is given)",
+    "source_scale": "images: their own pixel scale (arcsec/px), when resampling; mmu: the files' scale where they "
+                    "carry no image_scale",
+    "fit_px": "images/FITS: resample each stamp so its whole field fits N x N px",
+    "units": "pixel units, one or one per band of --bands: nanomaggies, nJy, ADU, ... (flux) or display (0-1), "
+             "display255 (0-255); default: display for images, nanomaggies for stein/hayat and Legacy Survey MMU "
+             "data, flux for FITS",
+    "bands": "comma-separated names of the input's planes in file order (an RGB image's R,G,B; with --band-files, "
+             "the bands to assemble, in this order)",
+    "out_bands": "comma-separated bands to write, in this order: a subset or reordering of --bands "
+                 "(e.g. --bands i,r,g --out-bands g,r,i)",
+    "band_files": "images/FITS: one single-band file per band, e.g. '{id}_{band}.fits' or '{band}/{id}.png' "
+                  "(relative to the folder; needs --bands)",
+}
+
+
 def ingest(
     source: Annotated[Path, typer.Argument(help="file or folder to read")],
     kind: Annotated[Literal["stein", "hayat", "fits", "images", "mosaic", "mmu"],
                     typer.Option(help="the input's layout (mmu: a Multimodal Universe image dataset)")],
     out: Annotated[Path, typer.Option("--out", help="folder for the native shards")],
-    catalog: Annotated[
-        Path | None,
-        typer.Option(help="GalSim catalog (fits), CSV (images: optional, default <folder>/catalog.csv; without "
-                          "one, ids come from the file paths and positions are unknown), source list (mosaic)"),
-    ] = None,
+    catalog: Annotated[Path | None, typer.Option(help=INGEST_HELP["catalog"])] = None,
     size_px: Annotated[int | None, typer.Option(help="pad/crop every stamp to this size")] = None,
-    pixel_scale_arcsec: Annotated[
-        float | None,
-        typer.Option(help="resample to this pixel scale (images: the images' own scale unless "
-                          "--source-pixel-scale-arcsec is given)"),
-    ] = None,
-    source_pixel_scale_arcsec: Annotated[
-        float | None, typer.Option(help="images: their own pixel scale (arcsec/px), when resampling; mmu: the "
-                                        "files' scale where they carry no image_scale")
-    ] = None,
-    fit_px: Annotated[
-        int | None, typer.Option(help="images/FITS: resample each stamp so its whole field fits N x N px")
-    ] = None,
-    units: Annotated[
-        str | None,
-        typer.Option(help="pixel units, one or one per band of --bands: nanomaggies, nJy, ADU, ... (flux) or "
-                          "display (0-1), display255 (0-255); default: display for images, nanomaggies "
-                          "for stein/hayat and Legacy Survey MMU data, flux for FITS"),
-    ] = None,
-    bands: Annotated[
-        str | None,
-        typer.Option(help="comma-separated names of the input's planes in file order (an RGB image's R,G,B; "
-                          "with --band-files, the bands to assemble, in this order)"),
-    ] = None,
-    out_bands: Annotated[
-        str | None,
-        typer.Option(help="comma-separated bands to write, in this order: a subset or reordering of --bands "
-                          "(e.g. --bands i,r,g --out-bands g,r,i)"),
-    ] = None,
-    band_files: Annotated[
-        str | None,
-        typer.Option(help="images/FITS: one single-band file per band, e.g. '{id}_{band}.fits' or "
-                          "'{band}/{id}.png' (relative to the folder; needs --bands)"),
-    ] = None,
+    pixel_scale_arcsec: Annotated[float | None, typer.Option(help=INGEST_HELP["pixel_scale_arcsec"])] = None,
+    source_pixel_scale_arcsec: Annotated[float | None, typer.Option(help=INGEST_HELP["source_scale"])] = None,
+    fit_px: Annotated[int | None, typer.Option(help=INGEST_HELP["fit_px"])] = None,
+    units: Annotated[str | None, typer.Option(help=INGEST_HELP["units"])] = None,
+    bands: Annotated[str | None, typer.Option(help=INGEST_HELP["bands"])] = None,
+    out_bands: Annotated[str | None, typer.Option(help=INGEST_HELP["out_bands"])] = None,
+    band_files: Annotated[str | None, typer.Option(help=INGEST_HELP["band_files"])] = None,
     shard_size: int = 4096,
     overwrite: bool = False,
 ) -> None:
