@@ -95,7 +95,9 @@ def check_vote_rounds(res: dict[str, Any]) -> None:
 def check_vote_retrain(res: dict[str, Any]) -> None:
     secs = res["seconds"]
     positive(secs["built_score"]["median"], secs["learned_from_votes"]["median"], secs["seed_similarity"]["median"],
-             res["ratio_learned_to_seed_similarity"])
+             secs["learned_streaming_nothing_kept"]["median"], res["ratio_learned_to_seed_similarity"],
+             *res["seconds_per_version_once"].values(), *res["retrain_seconds_each"])
+    assert len(res["retrain_seconds_each"]) == res["settings"]["repeats"] and res["rebuilt_equal"] is True
 
 
 def check_encode(res: dict[str, Any]) -> None:
@@ -227,6 +229,7 @@ SMOKES = [
           lambda tmp, fx: ["--n", "20000", "--hnsw-n", "5000", "--milvus-n", "2000", "--dim", "32", "--clusters", "20",
                            "--nlist", "64", "--train-size", "5000", "--pq-m", "8", "--queries", "30",
                            "--latency-queries", "20", "--warmup", "2", "--milvus-queries", "10", "--nprobe", "8", "16",
+                           "--k-factor", "16",
                            "--processes", "2", "--work", str(tmp / "work"), "--out", str(tmp / "out.json")],
           check_scale, timeout_s=180, defaults=("bench/results/scale_n20000.json",)),
     Smoke("bench_service_load.py",
