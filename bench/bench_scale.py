@@ -173,10 +173,10 @@ def serve(args: argparse.Namespace) -> None:
 
     def set_params(params: dict[str, int]) -> None:
         if args.serve == "ondisk":
-            index.nprobe, index.k_factor = params["nprobe"], params["k_factor"]
-            index.prefetch_threads = params.get("prefetch_threads", 0)
-            if index.quantizer_efSearch is not None:
-                index.quantizer_efSearch = max(2 * params["nprobe"], 16)
+            index.configure(nprobe=params["nprobe"], k_factor=params["k_factor"],
+                            prefetch_threads=params.get("prefetch_threads", 0),
+                            quantizer_efSearch=None if index.quantizer_efSearch is None
+                            else max(2 * params["nprobe"], 16))
         else:
             index.hnsw.efSearch = params["efSearch"]
 

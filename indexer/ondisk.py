@@ -351,6 +351,12 @@ def build_ondisk(
 # ---------------------------------------------------------------- search
 
 
+def _at_least(name: str, value: int, low: int) -> int:
+    if int(value) < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
 class OnDiskIVF:
     """k-NN over an on-disk IVF-PQ folder, re-ranked exactly against float16 rows on disk.
 
@@ -396,73 +402,45 @@ class OnDiskIVF:
             raise ValueError(f"embeddings have shape {emb.shape} but {path} holds {index.ntotal} x {index.d}")
         self._index = index
         self._ivf = faiss.extract_index_ivf(index)
+        self.ntotal, self.d, self.nlist = int(index.ntotal), int(index.d), int(self._ivf.nlist)  # fixed once built
         self._hnsw_quantizer = isinstance(faiss.downcast_index(self._ivf.quantizer), faiss.IndexHNSW)
         lists: Any = self._ivf.invlists
         self._lists: Any = faiss.downcast_InvertedLists(lists)
-        self.prefetch_threads = prefetch_threads
         self.embeddings = emb
-        self.nprobe = nprobe
-        self.k_factor = k_factor
+        self.k_factor = 1
+        self.configure(nprobe=nprobe, k_factor=k_factor, prefetch_threads=prefetch_threads,
+                       quantizer_efSearch=quantizer_efSearch)
+
+    def configure(self, *, nprobe: int | None = None, k_factor: int | None = None,
+                  prefetch_threads: int | None = None, quantizer_efSearch: int | None = None) -> None:
+        """Set search parameters, each checked (None leaves one as it is). nprobe is capped at the
+        number of lists; prefetch_threads 0 reads lists in the calling thread (FAISS's own threads cost
+        ~5 ms a query with a warm page cache)."""
+        if nprobe is not None:
+            self._ivf.nprobe = min(_at_least("nprobe", nprobe, 1), self.nlist)
+        if k_factor is not None:
+            self.k_factor = _at_least("k_factor", k_factor, 1)
+        if prefetch_threads is not None:
+            self._lists.prefetch_nthread = _at_least("prefetch_threads", prefetch_threads, 0)
         if quantizer_efSearch is not None:
-            self.quantizer_efSearch = quantizer_efSearch
-
-    @property
-    def ntotal(self) -> int:
-        return int(self._index.ntotal)
-
-    @property
-    def d(self) -> int:
-        return int(self._index.d)
-
-    @property
-    def nlist(self) -> int:
-        return int(self._ivf.nlist)
+            if not self._hnsw_quantizer:
+                raise ValueError("quantizer_efSearch applies only to an HNSW coarse quantiser")
+            quantizer: Any = faiss.downcast_index(self._ivf.quantizer)
+            quantizer.hnsw.efSearch = _at_least("quantizer_efSearch", quantizer_efSearch, 1)
 
     @property
     def nprobe(self) -> int:
         return int(self._ivf.nprobe)
 
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        if int(value) < 1:
-            raise ValueError(f"nprobe must be >= 1, got {value}")
-        self._ivf.nprobe = min(int(value), self.nlist)
-
     @property
     def prefetch_threads(self) -> int:
         return int(self._lists.prefetch_nthread)
 
-    @prefetch_threads.setter
-    def prefetch_threads(self, value: int) -> None:
-        if int(value) < 0:
-            raise ValueError(f"prefetch_threads must be >= 0, got {value}")
-        self._lists.prefetch_nthread = int(value)
-
-    @property
-    def k_factor(self) -> int:
-        return self._k_factor
-
-    @k_factor.setter
-    def k_factor(self, value: int) -> None:
-        if int(value) < 1:
-            raise ValueError(f"k_factor must be >= 1, got {value}")
-        self._k_factor = int(value)
-
     @property
     def quantizer_efSearch(self) -> int | None:
-        if not self._hnsw_quantizer:
-            return None
+        """The HNSW coarse quantiser's beam width, None for a flat quantiser."""
         quantizer: Any = faiss.downcast_index(self._ivf.quantizer)
-        return int(quantizer.hnsw.efSearch)
-
-    @quantizer_efSearch.setter
-    def quantizer_efSearch(self, value: int) -> None:
-        if not self._hnsw_quantizer:
-            raise ValueError("quantizer_efSearch applies only to an HNSW coarse quantiser")
-        if int(value) < 1:
-            raise ValueError(f"quantizer_efSearch must be >= 1, got {value}")
-        quantizer: Any = faiss.downcast_index(self._ivf.quantizer)
-        quantizer.hnsw.efSearch = int(value)
+        return int(quantizer.hnsw.efSearch) if self._hnsw_quantizer else None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(1 - cosine) (Q, k) float32, ids (Q, k) int64`` for unit-norm ``queries`` (Q, D)."""

@@ -68,7 +68,7 @@ def test_recall_after_float16_rerank_against_exact_search(data, built) -> None:
     _, truth = exact(x16, q)
     _, ids = searcher.search(q, K)
     assert intersection_recall(ids, truth) >= 0.95
-    searcher.k_factor = 1  # the PQ codes alone: the re-rank is what brings recall up
+    searcher.configure(k_factor=1)  # the PQ codes alone: the re-rank is what brings recall up
     _, pq_only = searcher.search(q, K)
     assert intersection_recall(pq_only, truth) < 0.8
 
@@ -87,7 +87,7 @@ def test_search_conventions(data, built) -> None:
     self_d, self_i = s.search(np.asarray(x16[[5, 17_000]], dtype=np.float32), 3)
     assert self_i[:, 0].tolist() == [5, 17_000] and (self_d[:, 0] < 1e-3).all()
     # fewer hits than k: id -1 and distance inf at the tail, real hits before them
-    s.nprobe, s.k_factor = 1, 1
+    s.configure(nprobe=1, k_factor=1)
     dist, ids = s.search(q[:3], 2_000)  # one list holds ~N/64 = 312 vectors
     assert (ids[:, -1] == -1).all() and np.isinf(dist[:, -1]).all()
     assert ((ids >= 0) == np.isfinite(dist)).all() and (ids[:, 0] >= 0).all()
@@ -103,11 +103,11 @@ def test_lists_are_mapped_read_only_and_prefetch_is_off_by_default(data, built) 
     assert perms and all(p.startswith("r-") for p in perms), perms  # a read-only mount works; no stray writes
     assert s.prefetch_threads == 0  # FAISS's 32 threads per call cost ~5 ms a query with a warm page cache
     ref = s.search(q, K)
-    s.prefetch_threads = 4
+    s.configure(prefetch_threads=4)
     got = s.search(q, K)
     np.testing.assert_array_equal(got[1], ref[1])
     with pytest.raises(ValueError, match="prefetch_threads"):
-        s.prefetch_threads = -1
+        s.configure(prefetch_threads=-1)
 
 
 def test_parallel_fill_gives_the_same_index_as_one_process(data, built, tmp_path: Path) -> None:
@@ -237,11 +237,11 @@ def test_open_rejects_bad_inputs(data, built, tmp_path: Path) -> None:
         open_ondisk(built[0], x16, {"efSearch": 3})
     s = open_ondisk(built[0], x16)
     with pytest.raises(ValueError, match="nprobe"):
-        s.nprobe = 0
+        s.configure(nprobe=0)
     with pytest.raises(ValueError, match="k_factor"):
-        s.k_factor = 0
+        s.configure(k_factor=0)
     with pytest.raises(ValueError, match="HNSW coarse"):
-        s.quantizer_efSearch = 8
+        s.configure(quantizer_efSearch=8)
     with pytest.raises(ValueError, match="k must be"):
         s.search(q, 0)
     with pytest.raises(ValueError, match="dimension mismatch"):
