@@ -265,9 +265,9 @@ def test_cards_link_outside_cutouts_take_a_stretch_and_result_lists_download(pag
     answer = page.request.get(f"{live_server}{votable}")
     assert answer.ok and answer.headers["content-type"].startswith("application/x-votable+xml")
 
-    page.get_by_role("tab", name="Unusual objects").click()  # a ranking page downloads too
+    page.get_by_role("tab", name="Unusual objects").click()  # a ranking page downloads too, filtered the same
     link = page.locator("#panel-anomalies .downloads").get_by_role("link", name="CSV")
-    expect(link).to_have_attribute("href", "/api/v1/rankings/anomalies?limit=24&offset=0&format=csv")
+    expect(link).to_have_attribute("href", "/api/v1/rankings/anomalies?limit=24&offset=0&z_max=0.6&format=csv")
     ranked = page.request.get(f"{live_server}{link.get_attribute('href')}").text().splitlines()
     expect(page.locator("#panel-anomalies .grid .card")).to_have_count(24)
     assert len(ranked) == 25 and ranked[1].split(",")[0] == card_ids(page, "#panel-anomalies .grid .card")[0]
