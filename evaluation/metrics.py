@@ -5,8 +5,8 @@ Kept free of models and files so that each can be checked on a hand-made case
 
 * A ranking is given by `scores` (N,), higher = ranked earlier. NaN scores rank last. Where
   `precision_at_k` / `recall_at_k` must cut through tied scores, ties are broken by row order
-  (stable sort), so the result is deterministic; `average_precision` and the curves group tied
-  scores at one threshold instead, as scikit-learn does, so no tie-break can flatter them.
+  (stable sort), so the result is deterministic; `auroc`, `average_precision` and the curves are
+  scikit-learn's, which group tied scores at one threshold, so no tie-break can flatter them.
 * `positive` is a boolean array (N,) of the truth.
 * Photo-z (Hayat et al. 2021, DESIGN.md §4): dz = (z_pred - z) / (1 + z); sigma_MAD = 1.4826 x
   median(|dz - median(dz)|); outlier fraction eta = fraction with |dz| > 0.05; bias = median(dz).
@@ -67,50 +67,71 @@ def recall_at_k(scores: np.ndarray, positive: np.ndarray, k: int) -> float:
     return float(positive[_order(scores)[:k]].sum() / n_pos)
 
 
-def _threshold_counts(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(true positives, false positives, thresholds) at each distinct score, highest first: the
-    counts of objects with score >= threshold. NaN scores never pass a threshold."""
+def _finite(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows with a score, as (scores float64, positive bool): a NaN score passes no threshold."""
     s = np.asarray(scores, dtype=np.float64)
     positive = np.asarray(positive, dtype=bool)
-    finite = ~np.isnan(s)
-    s, positive = s[finite], positive[finite]
-    order = np.argsort(-s, kind="stable")
-    s, positive = s[order], positive[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1] if len(s) else np.zeros(0, dtype=np.int64)
-    tp = np.cumsum(positive)[last]
-    fp = (last + 1) - tp
-    return tp.astype(np.float64), fp.astype(np.float64), s[last]
+    keep = ~np.isnan(s)
+    return s[keep], positive[keep]
 
 
 def precision_recall_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, threshold) at every distinct score, from the highest score down."""
-    positive = np.asarray(positive, dtype=bool)
-    n_pos = int(positive.sum())
+    """(precision, recall, threshold) at every distinct score, from the highest score down:
+    scikit-learn's `precision_recall_curve` reversed, without its closing (precision 1, recall 0)
+    point, which has no threshold. ValueError when there is no positive. NaN scores pass no
+    threshold but their positives count in the recall's denominator, so recall then ends below 1
+    (and is 0 throughout when no positive has a score)."""
+    from sklearn.metrics import precision_recall_curve as sk_curve
+
+    n_pos = int(np.sum(positive))
     if n_pos == 0:
         raise ValueError("a precision-recall curve needs at least one positive")
-    tp, fp, thr = _threshold_counts(scores, positive)
-    return tp / (tp + fp), tp / n_pos, thr
+    s, p = _finite(scores, positive)
+    if not p.any():
+        thresholds = np.unique(s)[::-1]
+        return np.zeros(len(thresholds)), np.zeros(len(thresholds)), thresholds
+    precision, recall, thresholds = sk_curve(p, s)
+    return precision[-2::-1], recall[-2::-1] * (p.sum() / n_pos), thresholds[::-1]
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the precision-recall curve as a step sum, AP = sum_i (R_i - R_(i-1)) P_i over the
-    distinct score thresholds (scikit-learn's `average_precision_score`). A perfect ranking gives 1;
-    a random one gives the positive rate on average. NaN when there is no positive."""
-    positive = np.asarray(positive, dtype=bool)
-    if not positive.any():
+    distinct score thresholds: scikit-learn's `average_precision_score`. A perfect ranking gives 1;
+    a random one gives the positive rate on average. NaN when there is no positive (scikit-learn
+    warns and gives 0). Positives with a NaN score are never recalled (they add nothing, as in
+    `precision_recall_curve`); 0 when no positive has a score."""
+    from sklearn.metrics import average_precision_score
+
+    n_pos = int(np.sum(positive))
+    if n_pos == 0:
         return float("nan")
-    precision, recall, _ = precision_recall_curve(scores, positive)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    s, p = _finite(scores, positive)
+    if not p.any():
+        return 0.0
+    return float(average_precision_score(p, s)) * float(p.sum() / n_pos)
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate) from (0, 0) through every distinct threshold."""
+    """(false positive rate, true positive rate) from (0, 0) through every distinct threshold:
+    scikit-learn's `roc_curve` with every point kept. ValueError without positives or negatives.
+    NaN scores pass no threshold (the curve then ends below (1, 1)), as in the other curves."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_curve as sk_curve
+
     positive = np.asarray(positive, dtype=bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("a ROC curve needs positives and negatives")
-    tp, fp, _ = _threshold_counts(scores, positive)
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+    s, p = _finite(scores, positive)
+    if len(s) == 0:
+        return np.zeros(1), np.zeros(1)
+    with warnings.catch_warnings():  # a class without scored rows: its rate is 0 here, not NaN
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, _ = sk_curve(p, s, drop_intermediate=False)
+    n_pos_s, n_neg_s = int(p.sum()), int((~p).sum())
+    return (np.nan_to_num(fpr) * (n_neg_s / n_neg), np.nan_to_num(tpr) * (n_pos_s / n_pos))
 
 
 def ranked_average_precision(relevant: np.ndarray, n_relevant: np.ndarray | int) -> np.ndarray:

@@ -85,15 +85,23 @@ def _finite(d: np.ndarray) -> np.ndarray:
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` for boolean labels (Mann-Whitney U, ties count half)."""
+    """Area under the ROC curve of `scores` (N,) for boolean labels (N,): scikit-learn's
+    `roc_auc_score` (the Mann-Whitney U statistic, tied scores count half).
+
+    Edges, where scikit-learn raises instead: NaN when there is no positive or no negative, and
+    NaN when any score is NaN; +-inf scores rank first / last (they are replaced by their ranks,
+    which leaves the AUROC unchanged).
+    """
     from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
     positive = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
+    scores = np.asarray(scores, dtype=np.float64)
+    if positive.all() or not positive.any() or np.isnan(scores).any():
         return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    if not np.isfinite(scores).all():
+        scores = rankdata(scores)
+    return float(roc_auc_score(positive, scores))
 
 
 def compare_anomaly_scores(distances: np.ndarray, ids: np.ndarray, positive: np.ndarray,

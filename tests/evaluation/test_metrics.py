@@ -136,3 +136,24 @@ def test_reach_fraction_interpolates_in_log_fraction():
 def test_downsample_curve_keeps_ends():
     c = downsample_curve(np.arange(1000), np.arange(1000) * 2.0, n=50)
     assert len(c["x"]) == 50 and c["x"][0] == 0 and c["x"][-1] == 999 and c["y"][-1] == 1998
+
+
+def test_nan_scores_pass_no_threshold_and_edges_give_nan():
+    # positives at 0.9 and NaN, negatives at 0.5 and NaN: the NaN positive is never recalled
+    positive = np.array([1, 1, 0, 0], dtype=bool)
+    scores = np.array([0.9, np.nan, 0.5, np.nan])
+    precision, recall, thr = precision_recall_curve(scores, positive)
+    np.testing.assert_allclose(precision, [1, 0.5])
+    np.testing.assert_allclose(recall, [0.5, 0.5])
+    np.testing.assert_allclose(thr, [0.9, 0.5])
+    assert average_precision(scores, positive) == pytest.approx(0.5)
+    fpr, tpr = roc_curve(scores, positive)
+    np.testing.assert_allclose(fpr, [0, 0, 0.5])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5])
+    assert average_precision(np.array([np.nan, 1.0]), np.array([1, 0], dtype=bool)) == 0.0
+    assert np.isnan(average_precision(scores, np.zeros(4, dtype=bool)))
+    assert np.isnan(auroc(scores, positive))  # scikit-learn would raise on a NaN score
+    assert np.isnan(auroc(np.array([1.0, 2.0]), np.ones(2, dtype=bool)))
+    assert auroc(np.array([np.inf, -np.inf, 0.0]), np.array([1, 0, 0], dtype=bool)) == 1.0
+    with pytest.raises(ValueError):
+        precision_recall_curve(scores, np.zeros(4, dtype=bool))
