@@ -28,6 +28,7 @@ from encoder.upload import (
 )
 from encoder.upload_limits import DecodeLimits
 from indexer.store import Filters, IndexedSurvey
+from survey.errors import UnknownObject
 
 from .. import uploads
 from ..deps import DecodeSlotsDep, IndexDep, SettingsDep
@@ -108,29 +109,6 @@ def parse_angle(name: str, text: str) -> float:
     return value
 
 
-def nearest_object(store: IndexedSurvey, ra_deg: float, dec_deg: float, radius_arcsec: float) -> tuple[int, float]:
-    """(row, separation in arcsec) of the object nearest to a position, exact within the radius.
-
-    Not `store.nearest_object`: its widening HEALPix cones reach 10 and 180 deg, and
-    astropy_healpix's cone search at nside 256 takes 0.4 s at 10 deg and minutes at 180 deg, so a
-    position far from the survey would hang the request. Within the radius (<= 1 deg) a cone is
-    fast; outside it, the nearest object is only needed for the 404 message, found by one
-    vectorised haversine pass over the catalog.
-    """
-    rows, sep = store.cone_rows(ra_deg, dec_deg, radius_arcsec / 3600.0)
-    if len(rows):
-        return int(rows[0]), float(sep[0] * 3600.0)
-    ra0, dec0 = np.radians(ra_deg), np.radians(dec_deg)
-    ra, dec = np.radians(store.catalog["ra"]), np.radians(store.catalog["dec"])
-    hav = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * np.cos(dec0) * np.sin((ra - ra0) / 2) ** 2
-    hav = np.where(np.isfinite(hav), hav, np.inf)  # objects of unknown position (NaN) are never the nearest
-    i = int(np.argmin(hav))
-    if not np.isfinite(hav[i]):
-        raise ApiError(404, "no_object_in_radius", "no object of this survey has a known sky position "
-                                                   "(it was ingested without ra/dec); search by object id")
-    return i, float(np.degrees(2 * np.arcsin(np.sqrt(min(1.0, hav[i])))) * 3600.0)
-
-
 def _arcsec(sep: float) -> str:
     return f"{sep:.1f} arcsec" + (f" ({sep / 3600:.3f} deg)" if sep >= 3600 else "")
 
@@ -171,7 +149,11 @@ def search_position(
     `no_object_in_radius` names the nearest object and its distance otherwise."""
     ra_deg, dec_deg = parse_angle("ra", ra), parse_angle("dec", dec)
     k, filters = make_filters(k, z_min, z_max, mag_max, settings.default_k, settings.max_k)
-    row, sep = nearest_object(store, ra_deg, dec_deg, match_radius_arcsec)
+    try:
+        row, sep = store.nearest_object(ra_deg, dec_deg)
+    except UnknownObject:  # not the id-lookup 404: nothing in this survey has a position to match
+        raise ApiError(404, "no_object_in_radius", "no object of this survey has a known sky position "
+                                                   "(it was ingested without ra/dec); search by object id") from None
     oid = str(store.catalog["object_id"][row])
     if sep > match_radius_arcsec:
         raise ApiError(404, "no_object_in_radius",

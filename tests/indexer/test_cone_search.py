@@ -10,6 +10,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from indexer.store import IndexedSurvey
+from survey.errors import UnknownObject
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,17 @@ def test_cone_around_an_object_finds_it_first_and_nearest_object(store: IndexedS
     far_row, far_sep = store.nearest_object(0.0, -80.0)  # far from the footprint: still the true nearest
     _, sep_all = brute(store, 0.0, -80.0, 180)
     assert far_row == int(np.argmin(sep_all)) and far_sep == pytest.approx(sep_all.min() * 3600)
+    rng = np.random.default_rng(1)  # in the footprint, around it, and anywhere on the sky
+    for ra_q, dec_q in zip(rng.uniform(148, 162, 20).tolist() + rng.uniform(0, 360, 10).tolist(),
+                           rng.uniform(-2, 7, 20).tolist() + rng.uniform(-90, 90, 10).tolist(), strict=True):
+        _, sep_all = brute(store, ra_q, dec_q, 180)
+        row, sep_arcsec = store.nearest_object(ra_q, dec_q)
+        assert sep_all[row] == pytest.approx(sep_all.min(), abs=1e-9), (ra_q, dec_q)
+        assert sep_arcsec == pytest.approx(sep_all.min() * 3600, abs=1e-6)
+
+
+def test_nearest_object_without_any_position_is_unknown_object(tiny_artifacts: Path) -> None:
+    store = IndexedSurvey.open_current(tiny_artifacts)  # a copy of its own: the flags are changed
+    store.has_position[:] = False  # as a survey ingested without ra/dec
+    with pytest.raises(UnknownObject, match="known position"):
+        store.nearest_object(155.0, 2.5)
