@@ -434,19 +434,27 @@ def test_votes_on_lens_candidates_retrain_the_tab_live_and_the_filters_filter_it
 
     voted = {v["object_id"] for label in ("lens", "not_lens") for v in page.request.get(
         f"{live_server}/api/v1/votes?label={label}&limit=1000").json()["items"]}  # other tests' votes too
+
+    def ranked() -> tuple[list[str], dict[str, float]]:  # the whole learned ranking, as the API has it now
+        items = page.request.get(api.replace("limit=24", "limit=1000")).json()["items"]
+        return [i["object_id"] for i in items], {i["object_id"]: i["score"] for i in items}
+
+    order0, score0 = ranked()
     rejected = next(i for i in before[:6] if i not in voted)
-    confirmed = next(i for i in before[12:] if i not in voted)
-    start = before.index(confirmed)
     panel.locator(f'.card[data-object-id="{rejected}"] .vote-not_lens').click()
     expect(learned).to_contain_text(f"learned from {n + 1} votes")
     after_no = card_ids(page, "#panel-lenses .grid .card")
-    assert after_no == [i["object_id"] for i in page.request.get(api).json()["items"]]
-    assert rejected not in after_no[: before.index(rejected) + 1]  # the candidate voted "not a lens" falls
+    order1, score1 = ranked()
+    assert after_no == order1[:24] and order1 != order0  # the page shows the ranking as it changed
+    assert score1[rejected] < score0[rejected]  # the candidate voted "not a lens" falls
+    assert order1.index(rejected) >= order0.index(rejected)
+    confirmed = next(i for i in after_no[12:] if i not in voted)
     panel.locator(f'.card[data-object-id="{confirmed}"] .vote-lens').click()
     expect(learned).to_contain_text(f"learned from {n + 2} votes")
     after_yes = card_ids(page, "#panel-lenses .grid .card")
-    assert after_yes == [i["object_id"] for i in page.request.get(api).json()["items"]]
-    assert confirmed in after_yes and after_yes.index(confirmed) < start  # the one voted "lens" rises
+    order2, score2 = ranked()
+    assert after_yes == order2[:24] and order2 != order1
+    assert score2[confirmed] > score1[confirmed] and order2.index(confirmed) < order1.index(confirmed)  # rises
     expect(panel.locator(f'.card[data-object-id="{confirmed}"] .vote-lens')).to_have_attribute("aria-pressed", "true")
 
     z = np.asarray(store.catalog["z"], float)
@@ -462,6 +470,16 @@ def test_votes_on_lens_candidates_retrain_the_tab_live_and_the_filters_filter_it
     expect(page.get_by_role("tab", name="Lens candidates")).to_have_attribute("aria-selected", "true")
     page.locator("#clear-filters").click()
     expect(panel.locator(".page-info")).not_to_contain_text("with z")
+
+    # a lens vote cast on another tab: the learned tab has learned from it when shown again
+    page.get_by_role("tab", name="Unusual objects").click()
+    expect(page.locator("#panel-anomalies .grid .card")).to_have_count(24)
+    other = next(i for i in card_ids(page, "#panel-anomalies .grid .card") if i not in voted | {rejected, confirmed})
+    page.locator(f'#panel-anomalies .card[data-object-id="{other}"] .vote-lens').click()
+    expect(page.locator(f'#panel-anomalies .card[data-object-id="{other}"] .vote-lens')).to_have_attribute(
+        "aria-pressed", "true")
+    page.get_by_role("tab", name="Lens candidates").click()
+    expect(learned).to_contain_text(f"learned from {n + 3} votes")
 
 
 def test_cards_picked_on_a_ranking_search_for_more_like_these(page: Page, live_server: str) -> None:

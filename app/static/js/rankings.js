@@ -51,8 +51,11 @@ export class Ranking {
       this.learn = e.target.checked;
       this.show(this.page || 1, true);
     });
-    votes.onCast((id, label) => {  // learning live: the ranking shown learns from the vote just cast
-      if (this.learn && !section.hidden && (label === "lens" || label === "not_lens")) this.show(this.page || 1, true);
+    this.stale = false;  // a lens / not-a-lens vote was cast elsewhere since this learned ranking was shown
+    votes.onCast((id, label) => {  // learning live: the ranking learns from the vote just cast
+      if (!this.learn || (label !== "lens" && label !== "not_lens")) return;
+      if (section.hidden) this.stale = true;  // learns when its tab is shown again
+      else this.show(this.page || 1, true);
     });
     installGrid(this.grid, { onOpen, onSearch });
     section.querySelector(".prev").addEventListener("click", () => { location.hash = `${kind}/${this.page - 1}`; });
@@ -63,8 +66,9 @@ export class Ranking {
   async show(page = 1, force = false) {
     page = Math.max(1, Math.floor(page) || 1);
     const filters = this.filters();
-    if (page === this.page && !force && filters.toString() === this.shownFilters) return;
+    if (page === this.page && !force && !this.stale && filters.toString() === this.shownFilters) return;
     this.page = page;
+    this.stale = false;
     this.shownFilters = filters.toString();
     const offset = (page - 1) * this.pageSize;
     this.section.setAttribute("aria-busy", "true");
