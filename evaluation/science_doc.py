@@ -1,7 +1,7 @@
 """Render `docs/science.md` from an evaluation report (report.json), never from stdout.
 
     skysift evaluate ... --docs docs/science.md --what-tried docs/science_tried.md     # run + render
-    python -m evaluation.science_doc --report runs/evaluate/bench/report.json --docs docs/science.md \\
+    skysift science-doc --report runs/evaluate/bench/report.json --docs docs/science.md \\
         --what-tried docs/science_tried.md                                                 # re-render only
 
 The page puts every issue-#9 target beside its measured value, says by how much a missed target
@@ -11,8 +11,6 @@ was tried, whose text comes from a separate markdown file (so re-rendering never
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -313,16 +311,3 @@ def write_doc(report: dict[str, Any], docs_path: Path, what_tried: Path | None =
     docs_path.parent.mkdir(parents=True, exist_ok=True)
     docs_path.write_text(render(report, docs_path, text))
     return docs_path
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--report", type=Path, required=True, help="report.json written by skysift evaluate")
-    p.add_argument("--docs", type=Path, default=Path("docs/science.md"))
-    p.add_argument("--what-tried", type=Path, default=None, help="markdown for the 'what was tried' section")
-    args = p.parse_args()
-    write_doc(json.loads(args.report.read_text()), args.docs, args.what_tried)
-
-
-if __name__ == "__main__":
-    main()

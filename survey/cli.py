@@ -1,4 +1,9 @@
-"""`skysift simulate` (and `skysift ingest`, see survey.ingest)."""
+"""`skysift simulate`, `skysift ingest` (see survey.ingest) and `skysift survey-figures`.
+
+    skysift survey-figures sheets --survey /tmp/bench_survey --out docs/img
+    skysift survey-figures hist --survey /tmp/demo_run/data/demo --out docs/img/survey_histograms.png
+    skysift survey-figures columns --survey /tmp/demo_run/data/demo
+"""
 
 from __future__ import annotations
 
@@ -109,6 +114,31 @@ def ingest(
         console.print(f"  rejected {r.object_id} in {r.source}: {r.reason}")
 
 
+def survey_figures(
+    what: Annotated[Literal["sheets", "hist", "columns"], typer.Argument(
+        help="sheets: a contact sheet per class and artifact kind; hist: redshift, magnitude, seeing and "
+             "depth histograms; columns: the catalog's columns as a markdown table")],
+    survey: Annotated[Path, typer.Option(help="folder of native shards (a simulated survey)")],
+    out: Annotated[Path | None, typer.Option(
+        help="sheets: a folder (default docs/img); hist: a PNG (default docs/img/survey_histograms.png)")] = None,
+    per: Annotated[int, typer.Option(min=1, help="sheets: objects per sheet")] = 8,
+    scale: Annotated[int, typer.Option(min=1, help="sheets: enlargement")] = 2,
+) -> None:
+    """Figures and tables of a simulated survey for docs/survey.md (survey/simulate/figures.py)."""
+    from .native import NativeSurvey
+    from .simulate.figures import columns_markdown, write_histograms, write_sheets
+
+    data = NativeSurvey(survey)  # plain print below: paths and a table to paste, never wrapped by rich
+    if what == "sheets":
+        for path in write_sheets(data, out or Path("docs/img"), per, scale):
+            print(path)  # noqa: T201 - entry point
+    elif what == "hist":
+        print(write_histograms(data, out or Path("docs/img/survey_histograms.png")))  # noqa: T201
+    else:
+        print(columns_markdown(data))  # noqa: T201
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
     app.command("ingest")(ingest)
+    app.command("survey-figures")(survey_figures)

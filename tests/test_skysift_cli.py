@@ -32,8 +32,8 @@ def test_help_imports_none_of_the_heavy_modules() -> None:
     assert json.loads(out.stdout) == []
     r = CliRunner().invoke(cli, ["--help"], env={"COLUMNS": "120"})
     assert r.exit_code == 0
-    for command in ("simulate", "ingest", "train", "encode", "index", "publish", "versions", "serve", "evaluate",
-                    "demo"):
+    for command in ("simulate", "ingest", "survey-figures", "train", "training-plots", "encode", "index", "publish",
+                    "versions", "serve", "evaluate", "science-doc", "supervised-check", "demo"):
         assert f" {command} " in r.stdout, r.stdout
 
 
@@ -75,3 +75,26 @@ def test_serve_on_an_empty_root_says_it_waits_for_a_first_version(tmp_path: Path
     r = CliRunner().invoke(cli, ["serve", "--artifacts", str(root)])
     assert r.exit_code == 0 and len(no_server) == 1
     assert f"nothing published under {root} yet" in r.stderr
+
+
+def test_survey_figures_and_training_plots_are_commands(tiny_survey: Path, tmp_path: Path) -> None:
+    """The former `python -m survey.simulate.figures` / `python -m training.plots` scripts."""
+    from survey.native import NativeSurvey
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["survey-figures", "columns", "--survey", str(tiny_survey)])
+    assert r.exit_code == 0, r.output
+    names = NativeSurvey(tiny_survey).catalog.names
+    assert all(f"| `{name}` |" in r.stdout for name in names)
+    r = runner.invoke(cli, ["survey-figures", "hist", "--survey", str(tiny_survey), "--out", str(tmp_path / "h.png")])
+    assert r.exit_code == 0 and r.stdout.strip() == str(tmp_path / "h.png") and (tmp_path / "h.png").stat().st_size
+    r = runner.invoke(cli, ["survey-figures", "sheet", "--survey", str(tiny_survey)])
+    assert r.exit_code == 2 and "sheets" in r.output and "columns" in r.output  # the choices, named
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(rec) for rec in (
+        {"step": 1, "loss": 7.0, "lr": 0.1}, {"step": 2, "loss": 6.5, "lr": 0.05},
+        {"step": 2, "knn_precision_at_10": 0.4})) + "\n")
+    r = runner.invoke(cli, ["training-plots", str(metrics), "--out", str(tmp_path / "img"), "--queue-size", "64"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.split() == [str(tmp_path / "img" / "training_loss.png"), str(tmp_path / "img" / "training_knn.png")]

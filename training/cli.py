@@ -10,6 +10,7 @@
     skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column class --out runs/ft_class
     skysift finetune --survey data/demo --encoder runs/demo/encoder --label-column z --task regression \
         --regression-metric sigma_mad --label-fraction 0.1 --out runs/ft_z
+    skysift training-plots runs/demo/metrics.jsonl --out docs/img --queue-size 1024   # loss + kNN PNGs
 """
 
 from __future__ import annotations
@@ -162,6 +163,20 @@ def _json_object(flag: str, text: str | None) -> dict:
     return value
 
 
+def training_plots(
+    metrics: Annotated[Path, typer.Argument(help="metrics.jsonl of a run")],
+    out: Annotated[Path, typer.Option(help="folder for training_loss.png and training_knn.png")] = Path("docs/img"),
+    queue_size: Annotated[int | None, typer.Option(help="K of the run: draws the log(1 + K) line")] = None,
+    title_prefix: Annotated[str, typer.Option(help='e.g. "demo, 6,000 objects: "')] = "",
+) -> None:
+    """Plot a training run's loss and kNN-monitor curves (training/plots.py; needs matplotlib)."""
+    from .plots import plot
+
+    for path in plot(metrics, out, title_prefix, queue_size):
+        print(path)  # noqa: T201 - entry point
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("finetune")(finetune)
+    app.command("training-plots")(training_plots)

@@ -1,6 +1,6 @@
 """Training curves from a run's metrics.jsonl: the MoCo loss and the kNN monitor, as PNGs.
 
-    python -m training.plots runs/demo/metrics.jsonl --out docs/img --queue-size 4096
+    skysift training-plots runs/demo/metrics.jsonl --out docs/img --queue-size 4096
 
 writes `<out>/training_loss.png` and `<out>/training_knn.png`. Needs matplotlib (not a runtime
 dependency of skysift; `pip install matplotlib`).
@@ -8,7 +8,6 @@ dependency of skysift; `pip install matplotlib`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -69,18 +68,3 @@ def plot(metrics: Path, out_dir: Path, title_prefix: str = "", queue_size: int |
     fig.savefig(written[-1])
     plt.close(fig)
     return written
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description="Plot a training run's loss and kNN-monitor curves.")
-    p.add_argument("metrics", type=Path, help="metrics.jsonl of a run")
-    p.add_argument("--out", type=Path, default=Path("docs/img"))
-    p.add_argument("--queue-size", type=int, help="K of the run: draws the log(1 + K) line")
-    p.add_argument("--title-prefix", default="", help='e.g. "demo, 6,000 objects: "')
-    args = p.parse_args()
-    for path in plot(args.metrics, args.out, args.title_prefix, args.queue_size):
-        print(path)  # noqa: T201 - entry point
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """Figures and tables of a simulated survey for docs/survey.md.
 
-    python -m survey.simulate.figures sheets --survey /tmp/bench_survey --out docs/img
-    python -m survey.simulate.figures hist --survey /tmp/demo_run/data/demo --out docs/img/survey_histograms.png
-    python -m survey.simulate.figures columns --survey /tmp/demo_run/data/demo
+    skysift survey-figures sheets --survey /tmp/bench_survey --out docs/img
+    skysift survey-figures hist --survey /tmp/demo_run/data/demo --out docs/img/survey_histograms.png
+    skysift survey-figures columns --survey /tmp/demo_run/data/demo
 
 `sheets` writes one contact sheet per class (objects without artifacts) and per artifact kind,
 `docs/img/survey_<name>.png`: the first `--per` objects of each in row order (rows are a random
@@ -13,7 +13,6 @@ permutation, so these are a fair draw), Lupton colour (z, r, g -> R, G, B), nort
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -100,31 +99,3 @@ def columns_markdown(survey: NativeSurvey) -> str:
         example = f"{ex:.4g}" if v.dtype.kind == "f" else str(ex)
         lines.append(f"| `{name}` | {dtype} | {unit} | {meaning} | {example} |")
     return "\n".join(lines)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="what", required=True)
-    a = sub.add_parser("sheets")
-    a.add_argument("--survey", type=Path, required=True)
-    a.add_argument("--out", type=Path, default=Path("docs/img"))
-    a.add_argument("--per", type=int, default=8)
-    a.add_argument("--scale", type=int, default=2)
-    h = sub.add_parser("hist")
-    h.add_argument("--survey", type=Path, required=True)
-    h.add_argument("--out", type=Path, default=Path("docs/img/survey_histograms.png"))
-    c = sub.add_parser("columns")
-    c.add_argument("--survey", type=Path, required=True)
-    args = p.parse_args()
-    survey = NativeSurvey(args.survey)
-    if args.what == "sheets":
-        for path in write_sheets(survey, args.out, args.per, args.scale):
-            print(path)  # noqa: T201 (entry point)
-    elif args.what == "hist":
-        print(write_histograms(survey, args.out))  # noqa: T201
-    else:
-        print(columns_markdown(survey))  # noqa: T201
-
-
-if __name__ == "__main__":
-    main()

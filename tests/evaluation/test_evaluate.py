@@ -222,6 +222,12 @@ def test_rerendering_the_docs_from_the_json_gives_the_same_page(evaluated: dict,
     page = out / "docs" / "science.md"
     again = write_doc(evaluated["report"], out / "docs" / "again.md", out / "tried.md")
     assert again.read_text() == page.read_text()
+    from skysift.cli import cli  # the same page from the saved report.json, through the command
+
+    r = CliRunner().invoke(cli, ["science-doc", "--report", str(out / "run" / "report.json"),
+                                 "--docs", str(out / "docs" / "cli.md"), "--what-tried", str(out / "tried.md")])
+    assert r.exit_code == 0, r.output
+    assert (out / "docs" / "cli.md").read_text() == page.read_text()
 
 
 def test_cli_refuses_what_it_cannot_evaluate_with_a_message(tmp_path: Path, tiny_artifacts: Path):

@@ -159,3 +159,27 @@ def test_train_supervised_on_the_tiny_survey(tiny_survey: Path):
     with pytest.raises(ValueError, match="overlap"):
         train_supervised(images, {"class": Target("class", labels, names)}, cfg, train_rows=tr, test_rows=tr[:3],
                          epochs=1)
+
+
+def test_supervised_check_command_writes_results_figure_and_docs(tiny_survey: Path, tmp_path: Path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from evaluation.supervised import DOCS_BEGIN, DOCS_END
+    from skysift.cli import cli
+
+    docs = tmp_path / "survey.md"
+    docs.write_text(f"# page\n{DOCS_BEGIN}\nold table\n{DOCS_END}\nafter\n")
+    args = ["supervised-check", "--survey", str(tiny_survey), "--limit", "48", "--epochs", "1",
+            "--out", str(tmp_path / "r.json"), "--figure", str(tmp_path / "f.png"), "--docs", str(docs)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["command"] == (f"skysift supervised-check --survey {tiny_survey} --epochs 1 --seed 0 "
+                                 f"--test-fraction 0.25 --limit 48 --threads 1 --out {tmp_path / 'r.json'} "
+                                 f"--figure {tmp_path / 'f.png'} --docs {docs}")  # rebuilt from the options
+    assert result["survey"]["objects"] == 48
+    assert (tmp_path / "f.png").stat().st_size > 1000
+    text = docs.read_text()
+    assert "old table" not in text and text.endswith(f"{DOCS_END}\nafter\n") and "CNN on pixels" in text
