@@ -11,7 +11,7 @@ the edge where Parquet is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,10 +105,6 @@ class Catalog:
             arr = table.column(name).to_numpy(zero_copy_only=False)
             cols[name] = arr.astype(object) if arr.dtype.kind in "OUS" else arr
         return cls(cols)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Iterable[Any]]) -> Catalog:
-        return cls({k: np.asarray(list(v) if not isinstance(v, np.ndarray) else v) for k, v in data.items()})
 
 
 def _arrow_col(v: np.ndarray):

@@ -86,10 +86,6 @@ class SurveyUnits(BaseModel):
     def band(self, name: str) -> BandUnits:
         return self.per_band[self.bands.index(name)]
 
-    def reorder(self, bands: Sequence[str]) -> SurveyUnits:
-        """The same records for `bands` (a permutation or subset of self.bands)."""
-        return SurveyUnits(bands=tuple(bands), per_band=tuple(self.band(b) for b in bands), rgb=self.rgb)
-
     def to_attr(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 

@@ -175,15 +175,19 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
 
 
 def _check_resumable(ck: dict[str, Any], s: TrainSettings, world: int, n_objects: int, path: Path) -> None:
+    missing = [k for k in ("rng", "world_size", "n_objects", "loss", "settings") if k not in ck]
+    if missing:  # skysift before 0.1.0 kept one process's generators at the top level
+        raise ResumeMismatch(f"{path}: cannot resume a checkpoint of this older format (no {', '.join(missing)}); "
+                             "start the run again without --resume")
     then, now = ck["settings"], s.model_dump(mode="json")
     diff = [k for k in RESUME_KEYS if then.get(k) != now.get(k)]
     if diff:
         raise ResumeMismatch(f"{path}: cannot resume, settings differ from the checkpoint's: "
                              + ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in diff))
-    if ck.get("world_size", 1) != world:
-        raise ResumeMismatch(f"{path}: written by {ck.get('world_size', 1)} process(es), resumed with {world}; "
+    if ck["world_size"] != world:
+        raise ResumeMismatch(f"{path}: written by {ck['world_size']} process(es), resumed with {world}; "
                              "the data split and generators are per rank")
-    if ck.get("n_objects", n_objects) != n_objects:
+    if ck["n_objects"] != n_objects:
         raise ResumeMismatch(f"{path}: trained on {ck['n_objects']} objects, the survey now has {n_objects}")
 
 
@@ -242,10 +246,8 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
         _check_resumable(ck, s, world, len(ds), ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        step, last_loss, resumed = int(ck["step"]), float(ck.get("loss", "nan")), True
-        # Checkpoints from before per-rank generators (skysift 0.1.0) held one process's states.
-        rng = ck["rng"][rank] if "rng" in ck else {"aug_gen": ck["aug_gen"], "shuffle_gen": ck["shuffle_gen"],
-                                                   "torch": ck["torch_rng"]}
+        step, last_loss, resumed = int(ck["step"]), float(ck["loss"]), True
+        rng = ck["rng"][rank]
         aug_gen.set_state(rng["aug_gen"])
         shuffle_gen.set_state(rng["shuffle_gen"])
         torch.set_rng_state(rng["torch"])

@@ -130,14 +130,16 @@ def test_resume_without_checkpoint_starts_fresh_and_fresh_run_truncates_metrics(
     assert load(tmp_path)["step"] == 2
 
 
-def test_resumes_a_checkpoint_written_before_per_rank_generators(tiny_survey: Path, reference: Path, tmp_path: Path):
-    """skysift 0.1.0 saved one process's generators at the top level (the demo's runs/demo has one)."""
-    train(settings(tiny_survey, tmp_path, max_steps=4))
+def test_a_checkpoint_of_the_format_before_per_rank_generators_is_refused(tiny_survey: Path, tmp_path: Path):
+    """skysift before 0.1.0 saved one process's generators at the top level: no longer resumable."""
+    from training.errors import ResumeMismatch
+
+    train(settings(tiny_survey, tmp_path, max_steps=2))
     ck = load(tmp_path)
     rng = ck.pop("rng")[0]
     for key in ("fingerprints", "world_size", "n_objects", "loss"):
         ck.pop(key)
     ck.update(aug_gen=rng["aug_gen"], shuffle_gen=rng["shuffle_gen"], torch_rng=rng["torch"])
     torch.save(ck, tmp_path / CHECKPOINT)
-    train(settings(tiny_survey, tmp_path, max_steps=TOTAL, resume=True))
-    assert_same_run(reference, tmp_path)
+    with pytest.raises(ResumeMismatch, match=r"older format \(no rng, world_size, n_objects, loss\)"):
+        train(settings(tiny_survey, tmp_path, max_steps=4, resume=True))
