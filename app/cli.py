@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -22,7 +22,7 @@ def serve(
     survey_root: Annotated[Path | None, typer.Option(help="override the survey path in the manifest")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="worker processes (one per core serves the most requests/s)")] = None,
-    backend: Annotated[str | None, typer.Option(
+    backend: Annotated[Literal["faiss", "milvus"] | None, typer.Option(
         help="vector engine: faiss (default) or milvus (the version's collection; SKYSIFT_BACKEND)")] = None,
     milvus_uri: Annotated[str | None, typer.Option(
         help="Milvus server URL or Lite .db file (default: what the build recorded; SKYSIFT_MILVUS_URI)")] = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -113,21 +113,22 @@ def index(survey: SurveyOpt = None, encoder: EncoderOpt = None, artifacts_root: 
           workers: WorkersOpt = None,
           lens_labels: Annotated[Path | None, typer.Option(help="CSV of known lens object_ids")] = None,
           index_factory: Annotated[str | None, typer.Option(help="FAISS factory string (default: by size)")] = None,
-          index_storage: Annotated[str | None, typer.Option(
-              help="auto | memory | ondisk: IVF-PQ lists on disk (auto: past 10^7 objects; docs/scale.md)")] = None,
+          index_storage: Annotated[Literal["auto", "memory", "ondisk"] | None, typer.Option(
+              help="ondisk: IVF-PQ lists on disk (auto: past 10^7 objects; docs/scale.md)")] = None,
           index_processes: Annotated[int | None, typer.Option(
               min=1, help="processes filling an on-disk index's shards in parallel")] = None,
-          map_method: Annotated[str | None, typer.Option(help="umap | pca (default: umap if installed)")] = None,
-          anomaly_method: Annotated[str | None, typer.Option(help="mean | kth | lof")] = None,
-          backend: Annotated[str | None, typer.Option(
-              help="faiss (default) | milvus: also make the version a Milvus collection (needs --milvus-uri)")] = None,
+          map_method: Annotated[Literal["umap", "pca"] | None, typer.Option(
+              help="default: umap if installed")] = None,
+          anomaly_method: Annotated[Literal["mean", "kth", "lof"] | None, typer.Option()] = None,
+          backend: Annotated[Literal["faiss", "milvus"] | None, typer.Option(
+              help="milvus: also make the version a Milvus collection (needs --milvus-uri); default faiss")] = None,
           milvus_uri: Annotated[str | None, typer.Option(
               help="Milvus server URL (http://host:19530) or Milvus Lite file ending in .db")] = None,
           milvus_alias: Annotated[str | None, typer.Option(
               help="the Milvus alias publish and rollback point at the current version (default skysift_current)")]
           = None,
-          milvus_index: Annotated[str | None, typer.Option(
-              help="auto | FLAT | HNSW | IVF_FLAT: the collection's index (auto: FLAT below 10^5 objects)")] = None,
+          milvus_index: Annotated[Literal["auto", "FLAT", "HNSW", "IVF_FLAT"] | None, typer.Option(
+              help="the collection's index (auto: FLAT below 10^5 objects, HNSW above)")] = None,
           publish_now: Annotated[bool, typer.Option("--publish/--no-publish")] = True,
           *, settings: Callable[..., Any]) -> None:
     """Encode (resuming), build the index, scores and map, and publish a new version.

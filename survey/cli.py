@@ -21,7 +21,7 @@ console = Console()
 
 def simulate(
     out: Annotated[Path | None, typer.Option("--out", help="folder for the shard-*.h5 files")] = None,
-    preset: Annotated[str | None, typer.Option(help="tiny | demo | bench")] = None,
+    preset: Annotated[Literal["tiny", "demo", "bench"] | None, typer.Option(help="survey size")] = None,
     n_objects: Annotated[int | None, typer.Option("--n", help="number of objects (overrides the preset)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed: same seed, same survey")] = None,
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,

@@ -20,7 +20,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -51,9 +51,9 @@ def train(
              '\'{"scale_min": 0.8, "scale_max": 1.25, "band_gain_sigma": 0.1, "gain_sigma": 0.3, '
              '"noise_floor": 0.3}\' (or --set augment.scale_min=0.8 ...); --crop-size wins for crop_size_px')] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16")] = None,
+    precision: Annotated[Literal["auto", "fp32", "bf16"] | None, typer.Option(help="auto: bf16 on CUDA")] = None,
     compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(help="auto: cuda when available")] = None,
     workers: Annotated[int | None, typer.Option(
         help="processes reading HDF5 when the survey is not held in memory")] = None,
     cache_gb: Annotated[float | None, typer.Option(
@@ -110,10 +110,11 @@ def finetune(
                                                        "--from-scratch copies)")] = None,
     label_column: Annotated[str | None, typer.Option(help="catalogue column to learn, e.g. class or z")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder: model.safetensors + model.json")] = None,
-    task: Annotated[str | None, typer.Option(help="classification | regression")] = None,
+    task: Annotated[Literal["classification", "regression"] | None, typer.Option()] = None,
     from_scratch: Annotated[bool | None, typer.Option(
         "--from-scratch/--from-encoder", help="random weights, the encoder's architecture")] = None,
-    regression_metric: Annotated[str | None, typer.Option(help="rmse | sigma_mad (a redshift column)")] = None,
+    regression_metric: Annotated[Literal["rmse", "sigma_mad"] | None, typer.Option(
+        help="sigma_mad: the column is a redshift")] = None,
     head_hidden: Annotated[int | None, typer.Option(help="0: linear head; N: one hidden layer of N")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     min_steps: Annotated[int | None, typer.Option(help="lengthen epochs to make at least this many steps")] = None,
@@ -128,7 +129,7 @@ def finetune(
     test_fraction: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="held out for the metrics")] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rotations and flips")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(help="auto: cuda when available")] = None,
     *,
     settings: Callable[..., Any],
 ) -> None:
