@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,39 +10,12 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image
+from survey_files import COSMOS, write_stein
 
 from survey.errors import SurveyError
 from survey.ingest import IngestReport, ingest
 from survey.native import NativeSurvey
 from survey.readers.errors import CorruptFile, DuplicateObjectId, LayoutMismatch, WrongBandCount
-
-COSMOS = Path(__file__).resolve().parents[1] / "data" / "external" / "cosmos_hst_stamps"  # PROVENANCE.md there
-
-
-def write_stein(path: Path, n: int = 5, planes: int = 3, images: np.ndarray | None = None) -> dict:
-    """The Stein et al. keys, written with h5py directly (not with skysift's writer)."""
-    rng = np.random.default_rng(0)
-    data = {
-        "images": rng.normal(size=(n, planes, 152, 152)).astype(np.float32)
-        if images is None
-        else images,
-        "ra": np.linspace(10.0, 11.0, n),
-        "dec": np.linspace(-5.0, -4.0, n),
-        "ebv": rng.uniform(0, 0.1, n).astype(np.float32),
-        "flux": rng.uniform(1, 10, (n, 3)).astype(np.float32),
-        "psfsize": rng.uniform(1, 2, (n, 3)).astype(np.float32),
-        "psfdepth": rng.uniform(100, 200, (n, 3)).astype(np.float32),
-        "z_phot_median": rng.uniform(0, 1, n).astype(np.float32),
-        "z_spec": np.full(n, -99.0, dtype=np.float32),
-        "brickid": np.arange(n, dtype=np.int32) + 330000,
-        "objid": np.arange(n, dtype=np.int32),
-        "release": np.full(n, 9010, dtype=np.int16),
-        "inds": np.arange(n, dtype=np.int64),
-    }
-    with h5py.File(path, "w") as f:
-        for k, v in data.items():
-            f.create_dataset(k, data=v)
-    return data
 
 
 def assert_accounted(report: IngestReport) -> None:
@@ -51,7 +23,7 @@ def assert_accounted(report: IngestReport) -> None:
 
 
 def test_stein_round_trip(tmp_path):
-    data = write_stein(tmp_path / "stein.h5")
+    data = write_stein(tmp_path / "stein.h5", n=5)
     report = ingest(tmp_path / "stein.h5", "stein", tmp_path / "out", shard_size=3, batch_size=2)
     assert (report.n_read, report.n_written, report.rejected) == (5, 5, [])
     assert [p.name for p in report.shards] == ["shard-00000.h5", "shard-00001.h5"]
@@ -70,7 +42,7 @@ def test_nan_only_stamp_is_rejected_and_recorded(tmp_path):
     images = np.ones((5, 3, 152, 152), dtype=np.float32)
     images[2] = np.nan
     images[4, 1] = np.nan  # one band missing is as useless as all of them
-    write_stein(tmp_path / "nan.h5", images=images)
+    write_stein(tmp_path / "nan.h5", n=5, images=images)
     report = ingest(tmp_path / "nan.h5", "stein", tmp_path / "out", size_px=144)
     assert_accounted(report)
     assert report.n_written == 3 and report.image_shape == (3, 144, 144)

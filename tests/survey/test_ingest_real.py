@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import skimage.data
 from astropy.io import fits
-from astropy.wcs import WCS
 from PIL import Image
+from survey_files import tan_header
 from typer.testing import CliRunner
 
 from survey.catalog import Catalog
@@ -40,15 +40,6 @@ def png(path: Path, value: int, size: int = 16, mode: str = "RGB") -> None:
     shape = (size, size, 3) if mode == "RGB" else (size, size)
     rng = np.random.default_rng(value)
     Image.fromarray(np.clip(rng.normal(value, 10, shape), 0, 255).astype(np.uint8)).save(path)
-
-
-def tan_header(ra: float, dec: float, scale_arcsec: float, shape_hw: tuple[int, int]) -> fits.Header:
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(shape_hw[1] + 1) / 2, (shape_hw[0] + 1) / 2]  # 1-based centre
-    w.wcs.cdelt = [-scale_arcsec / 3600, scale_arcsec / 3600]
-    return w.to_header()
 
 
 def band_fits(path: Path, fill: float, *, ra: float | None = 150.0, dec: float = 2.0, scale: float = 0.2,
