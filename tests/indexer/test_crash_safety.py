@@ -5,7 +5,9 @@ killed between its rename into versions/ and the swap of `current` is finished b
 of the same job: one version results and no orphan is left.
 
 Named points are `indexer.artifacts.crash_point` calls, armed with SKYSIFT_TEST_CRASH_AT=<name>[:<n>].
-Random points are SIGKILLs sent after a seeded random delay (SKYSIFT_CRASH_SEED reproduces one).
+Random points are SIGKILLs sent after a random delay drawn from one seeded generator: the seed is
+SKYSIFT_CRASH_SEED (default 0, so every run draws the same delays), printed at the start of the test
+and named in every failure; set it to explore other points, or to repeat a failing run's.
 
 Cost: starting `python -m skysift.cli` imports torch, timm, galsim, faiss and the app (~7 s of CPU
 here, 20-40 s of wall time on a loaded 2-core machine), so only two runs start a fresh
@@ -175,8 +177,9 @@ def check_complete(root: Path, survey: Path, reference: np.ndarray) -> None:
 
 def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         tiny_survey: Path, tiny_encoder: Path, tiny_artifacts: Path, tmp_path: Path) -> None:
-    seed = int(os.environ.get("SKYSIFT_CRASH_SEED", time.time_ns() % 100_000))
-    rng = random.Random(seed)
+    seed = int(os.environ.get("SKYSIFT_CRASH_SEED", "0"))
+    print(f"SKYSIFT_CRASH_SEED={seed}", flush=True)  # pytest -s shows it; failures name it too
+    rng = random.Random(seed)  # every random choice below draws from this one generator
     why = f"(SKYSIFT_CRASH_SEED={seed}; log in {tmp_path / 'runs.log'})"
     root = tmp_path / "artifacts"
     root.mkdir()
@@ -270,9 +273,12 @@ def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         t0 = time.time()
         rc = runner.run(index, kill=timed(0.6, lambda: (stage / "embeddings.npy").exists()
                                           and (stage / "embeddings.npy").stat().st_mtime > t0))
-        if rc == 0:
+        if rc == 0:  # finished before the kill: a new current version
             v_random = current_version(root)
             check_current(root, v_random, n)
+            # the same build again within this second would get the same version name (UTC second
+            # + content hash), and the publish below, of a version already current, would not rename
+            time.sleep(1.1)
         else:
             killed(rc, "index@random")
             v_random = v0
