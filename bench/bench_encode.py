@@ -156,8 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sync_device(device)
             return time.perf_counter() - t
 
-        reader = RowReader(survey.paths, [(s, min(s + b, n)) for s in range(0, n, b)], card,
-                           image_shape=survey.image_shape, stretch=False)
+        reader = RowReader(survey, [(s, min(s + b, n)) for s in range(0, n, b)], card, stretch=False)
 
         def read() -> float:
             t = time.perf_counter()
@@ -189,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     cpu[name].append(c1)
                 print(f"  {'warm-up' if rep == 0 else f'repeat {rep}'} {name:9s} {n / sec:9.1f} obj/s "
                       f"(wall), {n / max(c1, 1e-9):9.1f} obj/CPU-s", flush=True)
-        reader.close()
+        survey.close()
         require_measured("bench_encode", objects=n, timed_repeats=args.repeats,
                          **{f"{k}_seconds": min(v, default=0.0) for k, v in times.items()})
         rate = {k: n / statistics.median(v) for k, v in times.items()}

@@ -20,7 +20,7 @@ recorded digest, so resuming costs a stat per file. A digest of the first and la
 measured not to notice a stamp changed in the middle of a 100 MB shard (same size, same ends).
 
 Reading overlaps with the model: a background reader (one thread, or `workers` processes through a
-DataLoader) reads contiguous, already-cropped row ranges straight from the HDF5 shards and
+DataLoader) reads contiguous, already-cropped row ranges (`NativeSurvey.read_range`) and
 preprocesses them while the model runs on the previous batch (bench/bench_encode.py measures the
 end-to-end rate against bare inference). On CUDA the reader only crops into pinned memory; the
 copy is non-blocking, the arcsinh stretch runs on the GPU and the model under bf16 autocast.
@@ -42,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -78,54 +77,29 @@ def shards_of_rank(n: int, shard_size: int, rank: int, world: int) -> list[int]:
 class RowReader(torch.utils.data.Dataset):
     """Item i = (i, pixels (n, C, S, S) float32) for the i-th (start, stop) row range.
 
-    Reads contiguous hyperslabs of the native `images` dataset (one HDF5 chunk per object, so
-    a range is one sequential pass of LZF decompression), cropped to the model's input at read
-    time; a range may span two survey files. With `stretch`, the arcsinh preprocessing is
-    applied here too (CPU runs), otherwise the caller does it on its device. h5py handles are
-    opened per process, so DataLoader workers do not share HDF5 state with the parent.
+    Reads through `NativeSurvey.read_range` (the row-range read training and the quality pass use):
+    contiguous hyperslabs of the native `images` dataset (one HDF5 chunk per object, so a range is
+    one sequential pass of LZF decompression), cropped to the model's input at read time; a range
+    may span two survey files. With `stretch`, the arcsinh preprocessing is applied here too (CPU
+    runs), otherwise the caller does it on its device. The survey opens its HDF5 handles per
+    process, so DataLoader workers do not share HDF5 state with the parent.
     """
 
-    def __init__(self, paths: list[Path], ranges: list[tuple[int, int]], card: ModelCard, *,
-                 image_shape: tuple[int, ...], stretch: bool, pin: bool = False) -> None:
-        self.paths, self.ranges, self.card, self.stretch, self.pin = paths, ranges, card, stretch, pin
-        counts = []
-        for p in paths:
-            with h5py.File(p, "r") as f:
-                counts.append(f["images"].shape[0])
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        h, w = image_shape[-2:]
-        size = card.preprocess.input_size_px
-        if h < size or w < size:
+    def __init__(self, survey: NativeSurvey, ranges: list[tuple[int, int]], card: ModelCard, *,
+                 stretch: bool, pin: bool = False) -> None:
+        self.survey, self.ranges, self.card, self.stretch, self.pin = survey, ranges, card, stretch, pin
+        h, w = survey.image_shape[-2:]
+        self.size = card.preprocess.input_size_px
+        if h < self.size or w < self.size:
             # the same refusal preprocess() would give, before any work is done
             preprocess(np.zeros((1, len(card.bands), h, w), np.float32), card.preprocess)
-        self.top, self.left, self.size = (h - size) // 2, (w - size) // 2, size  # as encoder.center_crop
-        self._files: dict[int, h5py.File] = {}
-        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.ranges)
 
-    def _file(self, k: int) -> h5py.File:
-        if self._pid != os.getpid():
-            self._files, self._pid = {}, os.getpid()
-        if k not in self._files:
-            self._files[k] = h5py.File(self.paths[k], "r")
-        return self._files[k]
-
     def read(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start, C, S, S) centre crops of rows [start, stop)."""
-        s, t, l0 = self.size, self.top, self.left
-        n_chan = len(self.card.bands)
-        out = np.empty((stop - start, n_chan, s, s), dtype=np.float32)
-        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
-        row, k = start, first
-        while row < stop:
-            lo, hi = row - self.offsets[k], min(stop, self.offsets[k + 1]) - self.offsets[k]
-            self._file(k)["images"].read_direct(out, np.s_[lo:hi, :, t : t + s, l0 : l0 + s],
-                                                np.s_[row - start : row - start + hi - lo])
-            row += hi - lo
-            k += 1
-        return out
+        return self.survey.read_range(start, stop, crop_px=self.size)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
         x = torch.from_numpy(self.read(*self.ranges[i]))
@@ -134,11 +108,6 @@ class RowReader(torch.utils.data.Dataset):
         if self.pin:
             x = x.pin_memory()
         return i, x
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files = {}
 
 
 _END = object()
@@ -255,7 +224,7 @@ def encode_survey(survey_dir: Path, encoder_dir: Path, job: Path, *, shard_size:
     if cuda:
         torch.backends.cudnn.benchmark = True
         encoder = encoder.to(memory_format=torch.channels_last)
-    reader = RowReader(survey.paths, ranges, card, image_shape=survey.image_shape, stretch=not cuda, pin=cuda)
+    reader = RowReader(survey, ranges, card, stretch=not cuda, pin=cuda)
 
     done: list[int] = []
     parts: list[np.ndarray] = []
@@ -278,7 +247,6 @@ def encode_survey(survey_dir: Path, encoder_dir: Path, job: Path, *, shard_size:
                     done.append(k)
     finally:
         batches.close()  # stops the reader thread / workers even when the loop raised
-        reader.close()
         survey.close()
     return done
 

@@ -162,17 +162,29 @@ class NativeSurvey:
             out[sel[order]] = block[inverse]
         return out
 
-    def read_range(self, start: int, stop: int) -> np.ndarray:
+    def read_range(self, start: int, stop: int, crop_px: int | None = None) -> np.ndarray:
         """float32 (stop - start, C, H, W): rows start..stop-1 as contiguous slices of each shard
-        (what a whole-survey pass wants; far faster than `images` on a list of rows)."""
+        (what a whole-survey pass wants; far faster than `images` on a list of rows).
+
+        crop_px: only the centred crop_px x crop_px square of each stamp, (stop - start, C, crop_px,
+        crop_px), read straight into the output (top-left at ((H - crop_px) // 2, (W - crop_px) // 2),
+        as encoder.preprocess.center_crop); ValueError when the stamps are smaller."""
         if not 0 <= start <= stop <= len(self):
             raise IndexError(f"rows {start}:{stop} out of range [0, {len(self)}]")
-        out = np.empty((stop - start, *self.image_shape), dtype=np.float32)
+        c, h, w = self.image_shape
+        if crop_px is None:
+            top, left, (ch, cw) = 0, 0, (h, w)
+        elif 0 < crop_px <= min(h, w):
+            top, left, ch, cw = (h - crop_px) // 2, (w - crop_px) // 2, crop_px, crop_px
+        else:
+            raise ValueError(f"{self.root}: cannot crop {crop_px} px from {h}x{w} px stamps")
+        out = np.empty((stop - start, c, ch, cw), dtype=np.float32)
         for s in range(len(self._offsets) - 1):
             lo, hi = max(start, int(self._offsets[s])), min(stop, int(self._offsets[s + 1]))
             if lo < hi:
                 base = int(self._offsets[s])
-                out[lo - start:hi - start] = self._file(s)["images"][lo - base:hi - base]
+                self._file(s)["images"].read_direct(out, np.s_[lo - base:hi - base, :, top:top + ch, left:left + cw],
+                                                    np.s_[lo - start:hi - start])
         return out
 
     def cutout(self, row: int) -> Cutout:

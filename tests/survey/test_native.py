@@ -173,3 +173,21 @@ def test_read_range_spans_shards_and_matches_row_reads(two_shards):
     for bad in ((-1, 2), (3, 2), (0, 10)):
         with pytest.raises(IndexError):
             s.read_range(*bad)
+
+
+def test_read_range_crops_the_centre_as_the_encoder_does(two_shards):
+    import torch
+
+    from encoder.preprocess import center_crop
+
+    root, images, _ = two_shards
+    s = NativeSurvey(root)
+    h, w = images.shape[-2:]
+    for size in (h, h - 1, h - 2, 3, 1):  # odd and even margins
+        want = center_crop(torch.from_numpy(images[2:7]), size).numpy()
+        got = s.read_range(2, 7, crop_px=size)  # rows 2..6 span both shards
+        assert got.shape == (5, images.shape[1], size, size) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    for bad in (0, h + 1):
+        with pytest.raises(ValueError, match="cannot crop"):
+            s.read_range(0, 2, crop_px=bad)
