@@ -190,7 +190,6 @@ def bare_search(root: Path, queries: int, seed: int, k: int = 10) -> dict[str, A
     import faiss
 
     from app.routes.objects import similar_response
-    from indexer import index_types
     from indexer.store import Filters, IndexedSurvey
 
     faiss.omp_set_num_threads(1)
@@ -201,7 +200,7 @@ def bare_search(root: Path, queries: int, seed: int, k: int = 10) -> dict[str, A
     times = []
     for i, q in enumerate(vecs):
         t0 = time.perf_counter()
-        index_types.search(store.index, q, k)
+        store.search_batch(q, k)
         if i >= 200:
             times.append((time.perf_counter() - t0) * 1e3)
     ids = [str(store.catalog["object_id"][int(r)]) for r in rows[:1200]]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 TINY_SEED = 7
+TINY_ALIAS = "skysift_tiny_current"  # its own alias: versions other tests build in the same Milvus move theirs
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +85,7 @@ def published_tiny(tiny_survey: Path, tiny_encoder: Path, milvus_uri: str,
     root = tmp_path_factory.mktemp("artifacts")
     index_survey(IndexSettings(survey=tiny_survey, encoder=tiny_encoder, artifacts=root, job="tiny", device="cpu",
                                shard_size=64, recall_sample=100, map_method="pca", backend="milvus",
-                               milvus_uri=milvus_uri))
+                               milvus_uri=milvus_uri, milvus_alias=TINY_ALIAS))
     return root
 
 

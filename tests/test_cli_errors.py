@@ -73,8 +73,13 @@ def test_settings_that_do_not_validate_are_bad_usage_naming_the_flag(tmp_path: P
     code, _, err = run("index", "--survey", tmp_path, "--shard-size", "0")
     line = one_line(err, "index")
     assert code == 2 and "--shard-size: Input should be greater than or equal to 1" in line
+    code, _, err = run("simulate", "--out", tmp_path / "sim", "--workers", "0")
+    assert code == 2 and "--workers: Input should be greater than or equal to 1" in one_line(err, "simulate")
+
+
+def test_a_value_outside_an_options_choices_is_bad_usage_listing_them(tmp_path: Path) -> None:
     code, _, err = run("simulate", "--out", tmp_path / "sim", "--preset", "huge")
-    assert code == 2 and "--preset: Input should be" in one_line(err, "simulate")
+    assert code == 2 and "'huge' is not one of" in err and "'tiny'" in err and "Traceback" not in err
 
 
 def test_publish_of_a_missing_stage_is_refused_in_one_line(tmp_path: Path) -> None:

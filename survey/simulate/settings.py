@@ -22,7 +22,7 @@ class SimSettings(BaseSettings):
     bands: tuple[str, ...] = ("g", "r", "z")
     size_px: int = 64
     pixel_scale_arcsec: float = 0.262
-    shard_size: int = 1024
+    shard_size: int = Field(default=1024, ge=1)
     workers: int = Field(max(1, os.cpu_count() or 1), ge=1)  # processes
     mag_limit_r: float = 19.5  # bright, BGS-like sample: morphology resolved at 0.262"/px
     z_min: float = 0.02

@@ -52,16 +52,24 @@ def test_rate_column_before_and_after_a_rate_is_known() -> None:
     assert column.render(done).plain == "1230 obj/s"
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--backend", "milvus"], "--milvus-uri"),
-    (["--backend", "milvus", "--milvus-uri", "/tmp/no-suffix"], "--milvus-uri"),
-    (["--backend", "elastic"], "--backend"),
-    (["--index-storage", "tape"], "--index-storage"),
-])
-def test_index_refuses_bad_engine_settings_in_one_line(args: list[str], says: str, tiny_survey: Path,
-                                                       tmp_path: Path) -> None:
-    r = CliRunner().invoke(cli, ["index", "--survey", str(tiny_survey), "--encoder", str(tmp_path / "enc"),
+def index_with(args: list[str], survey: Path, tmp_path: Path) -> tuple[int, str]:
+    r = CliRunner().invoke(cli, ["index", "--survey", str(survey), "--encoder", str(tmp_path / "enc"),
                                  "--artifacts", str(tmp_path / "a"), *args])
-    lines = r.stderr.strip().splitlines()
-    assert r.exit_code in (1, 2) and len(lines) == 1 and says in lines[0], (r.exit_code, r.stdout, r.stderr)
-    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.npy"))
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.npy"))  # refused before encoding
+    return r.exit_code, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--backend", "milvus"], ["--backend", "milvus", "--milvus-uri", "/tmp/no-suffix"]])
+def test_index_refuses_a_milvus_backend_without_a_usable_uri_in_one_line(args: list[str], tiny_survey: Path,
+                                                                         tmp_path: Path) -> None:
+    code, err = index_with(args, tiny_survey, tmp_path)
+    lines = err.strip().splitlines()
+    assert code in (1, 2) and len(lines) == 1 and "--milvus-uri" in lines[0], (code, err)
+
+
+@pytest.mark.parametrize(("args", "choice"), [(["--backend", "elastic"], "'faiss'"),
+                                              (["--index-storage", "tape"], "'ondisk'")])
+def test_index_engine_options_list_their_choices(args: list[str], choice: str, tiny_survey: Path,
+                                                 tmp_path: Path) -> None:
+    code, err = index_with(args, tiny_survey, tmp_path)
+    assert code == 2 and f"'{args[1]}' is not one of" in err and choice in err, err

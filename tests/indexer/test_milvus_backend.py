@@ -31,7 +31,8 @@ def test_version_is_a_collection_with_every_object(tiny_artifacts: Path, milvus_
     assert part is not None and part.uri == milvus_backend.check_uri(milvus_uri)
     assert part.collection == milvus_backend.collection_name(store.version)
     assert store.searcher.ntotal == len(store) == part.n_objects
-    assert milvus_backend.alias_target(milvus_uri, "skysift_current") == part.collection
+    assert part.alias == "skysift_tiny_current"
+    assert milvus_backend.alias_target(milvus_uri, part.alias) == part.collection
 
 
 def test_same_neighbours_as_faiss(stores: tuple[IndexedSurvey, IndexedSurvey]) -> None:
