@@ -40,12 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoder.model import create_backbone
+from encoder.model import create_backbone, default_backbone_kwargs
 from encoder.preprocess import PreprocessConfig, preprocess
 
 # The contrastive encoder's backbone (training.settings.TrainSettings defaults; a test keeps them equal).
 DEFAULT_BACKBONE = "resnet18"
-DEFAULT_BACKBONE_KWARGS: dict[str, Any] = {"channels": [32, 64, 128, 256], "stem_width": 32}
+DEFAULT_BACKBONE_KWARGS: dict[str, Any] = default_backbone_kwargs(DEFAULT_BACKBONE)
 OUTLIER_DZ = 0.05
 
 TargetKind = Literal["class", "photoz", "regress"]

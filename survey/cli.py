@@ -24,7 +24,7 @@ def simulate(
     preset: Annotated[Literal["tiny", "demo", "bench"] | None, typer.Option(help="survey size")] = None,
     n_objects: Annotated[int | None, typer.Option("--n", help="number of objects (overrides the preset)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed: same seed, same survey")] = None,
-    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: one per core)")] = None,
     shard_size: Annotated[int | None, typer.Option(help="objects per shard")] = None,
     *,
     settings: Callable[..., Any],
