@@ -300,7 +300,10 @@ def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         check_complete(root, tiny_survey, reference)
 
         # -- index: killed between the rename into versions/ and the swap: the re-run of the same
-        # job finishes that publish instead of building another version (no orphan is left)
+        # job finishes that publish instead of building another version (no orphan is left).
+        # Built within v1's UTC second, the same content would be v1 again (already there: no rename,
+        # so no kill); on an idle machine the publish and checks above can take under a second.
+        time.sleep(1.1)
         killed(runner.run(index, crash_at="publish.after_rename"), "index publish.after_rename")
         v2 = json.loads((job / "stage.publish.json").read_text())["version"]
         check_current(root, v1, n)
@@ -312,7 +315,8 @@ def test_sigkill_anywhere_leaves_current_complete_and_the_next_run_finishes(
         assert not (job / "stage.publish.json").exists()
 
         # -- index: killed with the new link made but not yet renamed over current; the re-run
-        # finishes this publish too
+        # finishes this publish too (built in v2's second it would be v2 again: see above)
+        time.sleep(1.1)
         killed(runner.run(index, crash_at="publish.before_swap"), "publish.before_swap")
         assert list(root.glob(".current.*.tmp"))
         check_current(root, v2, n)
