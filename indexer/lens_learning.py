@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scores import fit_lens, lens_blend, seed_similarity
+from .scores import fit_lens, lens_blend, seed_similarity, with_votes
 
 SIM_CHUNK = 16  # voted lenses per kept similarity chunk: a retrain's pass has at most 16 columns
 KEEP_PREFIXES = 4  # chunk maxima kept per version: each is one float32 per object (4 MB at 10^6)
@@ -56,7 +56,8 @@ class LensLearner:
 
     def scores(self, voted_lenses: Sequence[int], voted_not_lenses: Sequence[int]) -> np.ndarray:
         """The lens score (N,) from the known lenses plus `voted_lenses` (in vote order) as positives
-        and `voted_not_lenses` as weighted negatives; NaN everywhere with no positive at all. One pass
+        and `voted_not_lenses` as weighted negatives, the votes themselves as answers (`with_votes`:
+        voted lenses 1, voted non-lenses 0); NaN everywhere with no positive at all. One pass
         over the survey, which also computes the chunks of voted lenses completed since the last kept."""
         extra = [r for r in dict.fromkeys(int(r) for r in voted_lenses) if r not in self._known_set]
         positives = np.concatenate([self.known, np.array(extra, dtype=np.int64)])
@@ -80,4 +81,5 @@ class LensLearner:
                 self._prefixes[tuple(extra[: full * SIM_CHUNK])] = new if base is None else np.maximum(base, new)
                 while len(self._prefixes) > self.keep_prefixes:
                     self._prefixes.popitem(last=False)
-        return scores
+        # a known lens stays a positive even when voted not lens, as in the fit
+        return with_votes(scores, extra, np.setdiff1d(np.asarray(voted_not_lenses, dtype=np.int64), self.known))

@@ -191,6 +191,18 @@ def lens_scores(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives:
     return lens_blend(embeddings, coef, intercept, np.unique(positive_rows))[0]
 
 
+def with_votes(score: np.ndarray, voted_lenses: Sequence[int], voted_not_lenses: Sequence[int]) -> np.ndarray:
+    """`score` with the votes as answers: objects voted lens score 1, those voted not lens 0 (a lens
+    vote wins for an object in both, as in the fit). A person's answer outranks the model's guess: a
+    ranking learned from votes lists what they confirmed first and what they rejected last, instead of
+    keeping a rejected look-alike near the top because it resembles a lens (issue #15's loop: the
+    candidates after three rounds are the confirmed lenses and then the best unvoted ones)."""
+    out = np.array(score, dtype=np.float32, copy=True)
+    out[np.asarray(voted_not_lenses, dtype=np.int64)] = 0.0
+    out[np.asarray(voted_lenses, dtype=np.int64)] = 1.0
+    return out
+
+
 def fit_lens(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives: int = 5000, seed: int = 0,
              negative_rows: np.ndarray | None = None, negative_weight: float = 5.0,
              c: float = LENS_C) -> tuple[np.ndarray, float]:

@@ -84,12 +84,23 @@ def check_quality(res: dict[str, Any]) -> None:
 
 def check_vote_rounds(res: dict[str, Any]) -> None:
     positive(res["n_objects"], res["n_lenses"])
-    assert [r["round"] for r in res["rounds"]] == [0, 1, 2]
-    assert [r["votes"] for r in res["rounds"]] == [0, 10, 20]
-    for r in res["rounds"]:
-        assert set(r["recall"]) == {"learned_from_votes", "seeds_only", "similarity_to_found"}
-        assert all(0.0 <= v <= 1.0 for v in r["recall"].values())
-    assert res["rounds"][0]["recall"]["learned_from_votes"] == res["rounds"][0]["recall"]["seeds_only"]
+    methods = {"learned_from_votes", "seeds_only", "similarity_to_found", "lof", "astronomaly"}
+    assert set(res["runs"]) == {"5", "10"}
+    for votes, rows in res["runs"].items():
+        assert [r["round"] for r in rows] == [0, 1, 2]
+        assert [r["votes"] for r in rows] == [0, int(votes), 2 * int(votes)]
+        for r in rows:
+            assert set(r["recall"]) == methods == set(r["lenses_voted"])
+            assert all(0.0 <= v <= 1.0 for v in r["recall"].values())
+            assert r["learned_at_least_best_baseline"] == (
+                r["recall"]["learned_from_votes"] >= max(v for k, v in r["recall"].items() if k != "learned_from_votes"))
+        # before any vote the learned ranking is the built one; every lens voted stays found
+        assert rows[0]["recall"]["learned_from_votes"] == rows[0]["recall"]["seeds_only"]
+        for name in methods:
+            assert rows[2]["lenses_voted"][name] >= rows[1]["lenses_voted"][name]
+            for r in rows:  # the lenses voted head the list measured
+                found = round(r["recall"][name] * res["lenses_beyond_seeds"])
+                assert found >= min(res["settings"]["k"], r["lenses_voted"][name])
 
 
 def check_vote_retrain(res: dict[str, Any]) -> None:
@@ -213,7 +224,7 @@ SMOKES = [
                            "--name", "smoke", "--out", str(tmp / "out.json")],
           check_quality, defaults=("bench/results/quality_smoke.json",)),
     Smoke("bench_vote_rounds.py",
-          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--seeds", "4", "--rounds", "2", "--votes", "10",
+          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--seeds", "4", "--rounds", "2", "--votes", "5,10",
                            "--k", "20", "--name", "smoke", "--out", str(tmp / "out.json")],
           check_vote_rounds, defaults=("bench/results/vote_rounds_smoke.json",)),
     Smoke("bench_vote_retrain.py",

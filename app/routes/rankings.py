@@ -191,7 +191,8 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                 f"is voted 'lens' (up to vote {learned.until}); vote some first")
     if learned is not None:
         described = (f"lens score retrained from {learned.n_votes} lens / not_lens votes (up to vote "
-                     f"{learned.until}) and the {int(store.known_lens.sum())} known lenses")
+                     f"{learned.until}) and the {int(store.known_lens.sum())} known lenses; objects voted lens "
+                     "score 1, those voted not_lens 0")
     return RankingResponse(version=store.version, ranking=kind, description=described, total=int(total),
                            limit=limit, offset=offset, note=note, known_left_out=left_out,
                            learned_from_votes=learned.n_votes if learned else None,
@@ -249,7 +250,8 @@ def lenses(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit =
            include_known: Annotated[bool, Query(description="also list the known lenses the score was trained "
                                                             "from (flagged known_lens)")] = False,
            learn: Annotated[bool, Query(description="retrain the score from the votes: objects voted lens join "
-                                                    "the known lenses, those voted not_lens become negatives")] = False,
+                                                    "the known lenses, those voted not_lens become negatives; the votes are "
+                                                    "answers: voted lens scores 1, voted not_lens 0")] = False,
            until_vote: Annotated[int | None, Query(ge=0, le=2**62, description=(
                "learn from the votes up to this vote id only (implies learn=true; the until_vote of an earlier "
                "answer gives that ranking again)"))] = None,

@@ -198,8 +198,10 @@ def test_votes_retrain_the_lens_ranking_and_a_learned_ranking_is_reproducible(le
         rank = {i["object_id"]: i["rank"] for i in learned["items"]}
         score = {i["object_id"]: i["score"] for i in learned["items"]}
         before = {i["object_id"]: i["score"] for i in none["items"]}
-        assert score[top] < before[top]  # voted not a lens: its score falls
-        assert rank[riser] < len(ids) // 2 + 1 and score[riser] > before[riser]  # voted a lens: rises
+        # the votes are answers: voted not a lens, last with score 0; voted a lens, first with score 1
+        assert score[top] == 0.0 < before[top] and rank[top] == len(ids)
+        assert rank[riser] == 1 and score[riser] == 1.0 > before[riser]
+        assert "voted lens score 1" in learned["description"]
 
         # one more vote: the ranking named by until_vote=2 stays what it was
         assert c.post("/api/v1/votes", json={"object_id": ids[1], "label": "not_lens"}).status_code == 201

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from indexer.lens_learning import SIM_CHUNK, LensLearner
-from indexer.scores import auroc, lens_scores, negative_sample, seed_similarity, top_rows
+from indexer.scores import auroc, lens_scores, negative_sample, seed_similarity, top_rows, with_votes
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -71,7 +71,10 @@ def test_the_learned_score_ranks_as_well_as_the_one_it_replaced(survey) -> None:
     assert hits[0] >= hits[1] >= k - 6, hits  # precision at the number of lenses left: no worse
     # the same score: 1,560 objects are fewer than the 5,000 negatives, so both sample every unlabelled
     # one, and what is left is the fit's and the products' float rounding
-    assert np.abs(fast - slow).max() < 1e-4
+    assert np.abs(fast - slow)[new].max() < 1e-4
+    # the votes are answers: what was voted lens comes first, what was voted not a lens last
+    assert (fast[pos] == 1.0).all() and (fast[neg] == 0.0).all()
+    assert fast[new].max() < 1.0 and fast[new].min() > 0.0
 
 
 def test_a_learner_gives_lens_scores_answer(survey) -> None:
@@ -80,7 +83,10 @@ def test_a_learner_gives_lens_scores_answer(survey) -> None:
     pos, neg = list(np.nonzero(truth)[0][5:45]), list(np.nonzero(~truth)[0][:30])
     fast = LensLearner(x, seeds).scores(pos, neg)
     plain = lens_scores(x, np.concatenate([seeds, pos]), negative_rows=np.array(neg))
-    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast, with_votes(plain, pos, neg), rtol=0, atol=1e-6)
+    # a known lens voted not a lens stays what the fit makes it (a positive), not 0
+    again = LensLearner(x, seeds).scores(pos, [*neg, int(seeds[0])])
+    assert again[seeds[0]] > 0.5 and (again[neg] == 0.0).all()
     assert np.isnan(LensLearner(x, np.zeros(0, np.int64)).scores([], neg)).all()
 
 
