@@ -63,7 +63,8 @@ def astronomaly_ranker(emb: np.ndarray, seed: int) -> Ranker:
         if not len(labelled):
             return anomaly
         y = np.concatenate([np.full(len(pos), 5.0), np.zeros(len(neg))])
-        user = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1).fit(feats[labelled], y).predict(feats)
+        forest = RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1)
+        user = forest.fit(feats[labelled], y).predict(feats)
         dist = cKDTree(feats[labelled]).query(feats)[0]
         f_u = 0.1 + 0.85 * user / 5.0  # in (0, 1): the predicted relevance
         return anomaly * np.tanh(np.exp(dist / max(dist.mean(), 1e-12)) - 1.0 + np.arctanh(f_u))

@@ -17,9 +17,13 @@ ingest records, or one measured on the stamp's border), so they mean the same at
   binned 2 x 2, its smooth part removed (5 x 5 mean) and each pixel clipped to [-1, 2] sigma. A
   line within 8 px of the centre, where an edge-on target galaxy lies along its major axis, counts
   only by the weaker of its two end fifths: a trail runs edge to edge, a galaxy fades out first.
-- ``haze``: a large, faint, smooth excess away from the centre (ghosts, scattered light), from the
-  band-summed image with the sources masked (5 x 5 mean above 2 sigma, grown by 5 px: a galaxy's
-  faint wings look like haze too), box-smoothed over 9 x 9 px.
+- ``haze``: a large, faint, smooth excess away from the centre (ghosts, scattered light), in every
+  band: each band box-smoothed over 9 x 9 px with the sources masked (band-summed 5 x 5 mean above 2
+  sigma, grown by 5 px: a galaxy's faint wings look like haze too), and the faintest band's excess
+  taken (x sqrt(C), the band sum's scale). A reflection or scattered light of a star shows in every
+  band; a galaxy's outskirts are usually brighter in some bands than others. On a simulated survey
+  (20,000 objects, seed 12) the faintest band separated ghosts at AUROC 0.929 against 0.918 for the
+  band sum (docs/discovery.md).
 
 ``quality_features`` gives the raw detectors; ``quality_score`` turns each into a robust z-score
 against the survey itself (median and 1.4826 MAD over all objects: artifacts are rare) and keeps,
@@ -140,9 +144,10 @@ def quality_features(images: np.ndarray, noise: np.ndarray, background: np.ndarr
         s = z.sum(dim=1) / math.sqrt(c)  # (m, H, W) band-summed, still unit noise
         source = F.max_pool2d((F.avg_pool2d(s[:, None], 5, 1, 2) > 2.0).float(), 11, 1, 5)[:, 0] > 0
         keep = (~source & outer).float()
-        num = F.avg_pool2d((s * keep)[:, None], 9, 1, 4)[:, 0]
+        num = F.avg_pool2d((z * keep[:, None]).reshape(m * c, 1, h, w), 9, 1, 4).reshape(m, c, h, w)
         den = F.avg_pool2d(keep[:, None], 9, 1, 4)[:, 0]
-        smooth = num / den.clamp_min(1e-6) * (den * 81).clamp_min(0).sqrt()  # mean x sqrt(n): unit noise
+        # per band: mean x sqrt(n), unit noise; the faintest band's, x sqrt(C) to the band sum's scale
+        smooth = (num / den.clamp_min(1e-6)[:, None]).amin(dim=1) * (den * 81 * c).clamp_min(0).sqrt()
         out["haze"][lo:lo + m] = torch.where(den > 0.5, smooth, torch.zeros_like(smooth)).amax(dim=(1, 2)).numpy()
     return out
 

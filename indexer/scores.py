@@ -191,7 +191,8 @@ def lens_scores(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives:
     return lens_blend(embeddings, coef, intercept, np.unique(positive_rows))[0]
 
 
-def with_votes(score: np.ndarray, voted_lenses: Sequence[int], voted_not_lenses: Sequence[int]) -> np.ndarray:
+def with_votes(score: np.ndarray, voted_lenses: Sequence[int] | np.ndarray,
+               voted_not_lenses: Sequence[int] | np.ndarray) -> np.ndarray:
     """`score` with the votes as answers: objects voted lens score 1, those voted not lens 0 (a lens
     vote wins for an object in both, as in the fit). A person's answer outranks the model's guess: a
     ranking learned from votes lists what they confirmed first and what they rejected last, instead of

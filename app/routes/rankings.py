@@ -250,7 +250,7 @@ def lenses(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit =
            include_known: Annotated[bool, Query(description="also list the known lenses the score was trained "
                                                             "from (flagged known_lens)")] = False,
            learn: Annotated[bool, Query(description="retrain the score from the votes: objects voted lens join "
-                                                    "the known lenses, those voted not_lens become negatives; the votes are "
+                                                    "the known lenses, those voted not_lens negatives; votes are "
                                                     "answers: voted lens scores 1, voted not_lens 0")] = False,
            until_vote: Annotated[int | None, Query(ge=0, le=2**62, description=(
                "learn from the votes up to this vote id only (implies learn=true; the until_vote of an earlier "
