@@ -29,6 +29,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--survey", type=Path, required=True, help="a simulated survey (artifact_kind, class columns)")
     ap.add_argument("--artifacts", type=Path, help="artifacts root of a version of the same survey (optional)")
+    ap.add_argument("--from-version", action="store_true",
+                    help="take the detectors' values the --artifacts version stored (what it serves) instead of "
+                         "measuring them again; no throughput then")
     ap.add_argument("--top", type=int, default=100)
     ap.add_argument("--name", default="sim")
     ap.add_argument("--out", type=Path)
@@ -40,8 +43,19 @@ def main() -> None:
     survey = NativeSurvey(a.survey)
     n = len(survey)
     t0 = time.perf_counter()
-    feats = survey_quality(survey)
-    seconds = time.perf_counter() - t0
+    if a.from_version:
+        if not a.artifacts:
+            raise SystemExit("--from-version reads the detectors of the --artifacts version: give --artifacts")
+        import pyarrow.parquet as pq
+
+        from indexer.artifacts import current_dir
+
+        stored = pq.read_table(current_dir(a.artifacts) / "scores.parquet")
+        feats = {k: stored.column(f"quality_{k}").to_numpy() for k in FEATURES}
+        seconds = None
+    else:
+        feats = survey_quality(survey)
+        seconds = time.perf_counter() - t0
     score, which = quality_score(feats)
     kind = np.asarray(survey.catalog["artifact_kind"]).astype(str)
     cls = np.asarray(survey.catalog["class"]).astype(str)
@@ -73,7 +87,9 @@ def main() -> None:
         "top": {"k": a.top, "artifacts": int((kind[top] != "").sum())},
         "flag_by_kind": {k: {FEATURES[i]: int((which[kind == k] == i).sum()) for i in range(len(FEATURES))}
                          for k in kinds},
-        "detector_seconds": round(seconds, 2), "objects_per_s": round(n / seconds, 1),
+        "detectors_from": "version" if a.from_version else "measured",
+        "detector_seconds": None if seconds is None else round(seconds, 2),
+        "objects_per_s": None if seconds is None else round(n / seconds, 1),
     }
     path = a.out or RESULTS_DIR / f"quality_{a.name}.json"
     write_json(path, result)
@@ -82,8 +98,8 @@ def main() -> None:
     for name, row in table.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in [*kinds, "all artifacts"]) + " |")
     print("\n".join(lines))
-    log(f"top {a.top} of the quality score: {result['top']['artifacts']} artifacts; "
-        f"{result['objects_per_s']} objects/s; wrote {path}")
+    speed = "" if seconds is None else f"{result['objects_per_s']} objects/s; "
+    log(f"top {a.top} of the quality score: {result['top']['artifacts']} artifacts; {speed}wrote {path}")
 
 
 if __name__ == "__main__":

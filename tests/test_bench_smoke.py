@@ -348,3 +348,26 @@ def test_service_load_stops_when_a_phase_measured_nothing(capsys: pytest.Capture
             b.require_phases_measured({"workers": 1, "latency": [ok], "throughput": [bad]})
         assert str(e.value).startswith("service_load: error: nothing measured (1 worker(s), throughput repeat 0")
         assert "no results written" in str(e.value)
+
+
+def test_bench_quality_from_version_reads_what_the_detectors_measure(smoke_runs: dict[str, Future[Run]],
+                                                                     tiny_survey: Path, tiny_artifacts: Path,
+                                                                     tmp_path: Path) -> None:
+    """--from-version takes the detector values the version stored instead of measuring them again:
+    the same table as the measured smoke run on the same survey, and no throughput."""
+    measured = smoke_runs["bench_quality.py"].result()
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    out = tmp_path / "from_version.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_quality.py"), "--survey", str(tiny_survey),
+                           "--artifacts", str(tiny_artifacts), "--from-version", "--top", "10", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, want = json.loads(out.read_text()), json.loads((measured.tmp / "out.json").read_text())
+    assert got["detectors_from"] == "version" and got["objects_per_s"] is None
+    assert got["auroc"].keys() == want["auroc"].keys() and got["top"] == want["top"]
+    for name, row in want["auroc"].items():
+        assert got["auroc"][name] == pytest.approx(row), name
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_quality.py"), "--survey", str(tiny_survey),
+                           "--from-version", "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "give --artifacts" in proc.stderr
