@@ -1,6 +1,7 @@
-"""`skysift demo`: simulate -> train -> index -> measure -> serve, skipping steps already done.
+"""`skysift demo`: simulate -> encoder -> index -> measure -> serve, skipping steps already done.
 
-skysift demo                 # everything, then serve on http://127.0.0.1:8000
+skysift demo                 # everything, then serve on http://127.0.0.1:8000, with the shipped encoder
+skysift demo --train         # the same with an encoder trained on the demo survey (8 CPU epochs)
 skysift demo --build-only    # stop before serving
 """
 
@@ -34,8 +35,18 @@ def _known_lenses(survey_dir: Path, n_known: int, seed: int) -> Path:
     return path
 
 
+def pick_encoder(runs: Path, train_own: bool) -> tuple[Path, bool]:
+    """(encoder folder, whether the demo trains it): the shipped encoder unless --train asks for the
+    demo's own run (or this checkout has no shipped one)."""
+    from encoder.shipped import shipped_encoder
+
+    shipped = None if train_own else shipped_encoder()
+    return (shipped, False) if shipped is not None else (runs / "encoder", True)
+
+
 def build(
-    data: Path, runs: Path, artifacts: Path, n_objects: int | None, epochs: int, seed: int, results: Path | None
+    data: Path, runs: Path, artifacts: Path, n_objects: int | None, epochs: int, seed: int, results: Path | None,
+    train_own: bool = False,
 ) -> dict:
     from evaluation.retrieval import same_class_precision
     from indexer.artifacts import current_dir
@@ -55,11 +66,14 @@ def build(
     timings["simulate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    enc = runs / "encoder"
-    console.rule(f"2/4 train the encoder ({epochs} epochs, MoCo v2) -> {enc}")
-    if (enc / "model.safetensors").exists():
-        console.print(f"encoder already trained at {enc}; delete it to retrain")
+    enc, trains = pick_encoder(runs, train_own)
+    if not trains:  # the index step checks its weights against its card's sha256
+        console.rule(f"2/4 encoder: the shipped one, {enc} (--train trains the demo's own)")
+    elif (enc / "model.safetensors").exists():
+        console.rule(f"2/4 encoder: trained before at {enc}")
+        console.print("delete it to train again")
     else:
+        console.rule(f"2/4 train the encoder ({epochs} epochs, MoCo v2) -> {enc}")
         # A queue of ~1/6 of the 6,000 objects: a bigger one holds an object's own earlier keys as negatives.
         queue = 1024
         cmd = f"skysift train --survey {data} --out {runs} --epochs {epochs} --seed {seed} --queue-size {queue}"
@@ -89,6 +103,7 @@ def build(
     p = same_class_precision(store, k=10)
     out = {
         "version": version,
+        "encoder": str(enc),
         "n_objects": len(store),
         "same_class_precision_at_10": p,
         "timings": timings,
@@ -110,8 +125,10 @@ def demo(
     runs: Annotated[Path, typer.Option(help="training run folder")] = Path("runs/demo"),
     artifacts: Annotated[Path, typer.Option(help="artifacts root")] = Path("artifacts"),
     n_objects: Annotated[int | None, typer.Option("--n", help="objects (default: the demo preset)")] = None,
-    epochs: int = 8,
+    epochs: Annotated[int, typer.Option(help="with --train: epochs of the demo's own encoder")] = 8,
     seed: int = 1,
+    train: Annotated[bool, typer.Option("--train", help="train the demo's own encoder instead of using the "
+                                                         "shipped one (models/)")] = False,
     results: Annotated[Path | None, typer.Option(help="where to write the measured figures")] = Path(
         "docs/demo_results.json"
     ),
@@ -119,7 +136,7 @@ def demo(
     port: int = 8000,
 ) -> None:
     """Build the demo survey, encoder and index, print its retrieval quality, then serve it."""
-    build(data, runs, artifacts, n_objects, epochs, seed, results)
+    build(data, runs, artifacts, n_objects, epochs, seed, results, train_own=train)
     if not build_only:
         from app.cli import serve
 
