@@ -103,7 +103,7 @@ def build(
     p = same_class_precision(store, k=10)
     out = {
         "version": version,
-        "encoder": str(enc),
+        "encoder": str(enc.relative_to(Path.cwd()) if enc.is_relative_to(Path.cwd()) else enc),
         "n_objects": len(store),
         "same_class_precision_at_10": p,
         "timings": timings,
