@@ -20,8 +20,10 @@ demo: install
 CHROMIUM ?= /usr/bin/chromium
 COMPOSE ?= /usr/bin/docker-compose
 
+# Two pytest-xdist workers (CI has two cores); whole files per worker, so a module's fixtures (a served
+# version per engine, the benchmarks' smoke runs) are built once, not once per worker.
 test: install $(CHROMIUM) $(COMPOSE)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The explorer's browser tests drive Debian's chromium via pytest-playwright; `playwright install` cannot download here.
 $(CHROMIUM):

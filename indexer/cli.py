@@ -195,7 +195,7 @@ def versions(artifacts_root: ArtifactsOpt = Path("artifacts"),
                       str(v["n_objects"]), str(v["index"]))
     console.print(table)
     if not rows:
-        console.print(f"no versions under {artifacts_root}")
+        console.print(f"no versions under {artifacts_root}", soft_wrap=True)  # a path to copy, unbroken
     n_orphans = sum(v["orphan"] for v in rows)
     if n_orphans:
         console.print(f"{n_orphans} orphan(s): complete versions a killed publish left and nothing made current; "
