@@ -7,7 +7,8 @@ service holds them, with the version's float32 copy and kept similarities as the
 
 Timed in one run: the per-version work done once (the float32 copy, the similarity to the known
 lenses), `--repeats` retrains each after one more "lens" vote (the costlier label: it adds a column
-to the similarity pass) starting from `--votes` votes, the ranking rebuilt by a new learner on the
+to the similarity pass) starting from `--votes` votes (with `--features` radial-profile columns, the
+MLP path of a version built with them; 0, the linear path of one without), the ranking rebuilt by a new learner on the
 float32 copy (an until_vote ranking no longer kept), the same with the float16 map read as it is (a
 version too large for the copy: DENSE_MAX_BYTES in app/routes/rankings.py), the score a build
 computes, and one similarity pass. The run fails unless the last retrain equals,
@@ -37,6 +38,8 @@ def main() -> None:
     ap.add_argument("--votes", type=int, default=150, help="lens + not_lens votes before the timed ones (half each)")
     ap.add_argument("--repeats", type=int, default=16, help="timed retrains, each after one more lens vote "
                                                            "(16 includes one that completes a kept chunk)")
+    ap.add_argument("--features", type=int, default=72, help="radial-profile columns per object, as a 3-band "
+                    "version holds (indexer.profiles); 0: a version without them (the linear path)")
     ap.add_argument("--page", type=int, default=50, help="rows of the ranking's first page")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
@@ -55,6 +58,15 @@ def main() -> None:
         emb.flush()
         del emb
         emb = np.load(path, mmap_mode="r")
+        feat = None
+        if a.features:
+            fpath = Path(tmp) / "lens_features.npy"
+            f16 = np.lib.format.open_memmap(fpath, mode="w+", dtype=np.float16, shape=(a.n, a.features))
+            for lo in range(0, a.n, 1 << 17):
+                f16[lo:lo + (1 << 17)] = rng.normal(size=(min(1 << 17, a.n - lo), a.features)).astype(np.float16)
+            f16.flush()
+            del f16
+            feat = np.load(fpath, mmap_mode="r")
         rows = rng.choice(a.n, a.seeds + a.votes + a.repeats, replace=False)
         seeds = rows[:a.seeds]
         pos = list(rows[a.seeds:a.seeds + a.votes // 2])
@@ -72,10 +84,15 @@ def main() -> None:
         t0 = time.perf_counter()
         dense = np.asarray(emb, dtype=np.float32)
         per_version = {"float32_copy": time.perf_counter() - t0}
-        learner = LensLearner(dense, seeds)
+        prior = lens_scores(emb, seeds) if feat is not None else None  # the version's built score, blended in
+        learner = LensLearner(dense, seeds, features=feat, prior=prior)
         t0 = time.perf_counter()
         learner.known_similarity()
         per_version["known_similarity"] = time.perf_counter() - t0
+        if feat is not None:
+            t0 = time.perf_counter()
+            learner.inputs()
+            per_version["mlp_inputs"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         retrain(learner)  # warm-up, dropped: builds the kept chunks of the votes cast before
         per_version["first_retrain"] = time.perf_counter() - t0
@@ -85,13 +102,14 @@ def main() -> None:
             scores, top = retrain(learner)
             timings["learned_from_votes"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        again, top_again = retrain(LensLearner(dense, seeds))  # nothing kept: rebuilt from version + votes
+        # nothing kept: rebuilt from version + votes
+        again, top_again = retrain(LensLearner(dense, seeds, features=feat, prior=prior))
         per_version["rebuilt_nothing_kept_but_the_float32_copy"] = time.perf_counter() - t0
         if not (np.array_equal(scores, again) and np.array_equal(top, top_again)):
             raise SystemExit("a learned ranking rebuilt with nothing kept differs from the one served")
         for _ in range(min(a.repeats, 3)):
             t0 = time.perf_counter()
-            retrain(LensLearner(emb, seeds))
+            retrain(LensLearner(emb, seeds, features=feat, prior=prior))
             timings["learned_streaming_nothing_kept"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             lens_scores(emb, seeds)
@@ -119,6 +137,7 @@ def main() -> None:
         f"{summary['learned_from_votes']['median']:.2f} s, max {summary['learned_from_votes']['max']:.2f} s "
         f"(nothing kept, float16 map: {summary['learned_streaming_nothing_kept']['median']:.2f} s; built score "
         f"{summary['built_score']['median']:.2f} s; per version once: copy {per_version['float32_copy']:.2f} s, "
+        f"MLP inputs {per_version.get('mlp_inputs', 0.0):.2f} s, "
         f"known-lens similarity {per_version['known_similarity']:.2f} s); wrote {path_out}")
 
 

@@ -3,8 +3,10 @@ vote on a ranking's best unvoted candidates (the truth says lens / not a lens), 
 of the lenses that were not seeds. Every method runs its own loop on its own votes:
 
 - `learned_from_votes`: what GET /rankings/lenses?learn=true serves (`indexer.lens_learning.LensLearner`:
-  a logistic regression on the embeddings from the seeds and lens votes, not-lens votes as weighted
-  negatives, blended with the similarity to the positives);
+  an MLP on the version's radial profiles and the embeddings' first principal components, from the
+  seeds and lens votes, not-lens votes as weighted negatives, blended with the built score (below);
+  a version without profiles gets a
+  logistic regression on the embeddings blended with the similarity to the positives);
 - `similarity_to_found`: search by example, the max cosine similarity to the seeds and every lens
   found so far;
 - `seeds_only`: the score the version was built with (from the seeds), never retrained;
@@ -126,11 +128,12 @@ def main() -> None:
     seed_mask[seeds] = True
     emb = np.asarray(store.embeddings, dtype=np.float32)
 
-    t0 = time.perf_counter()
     built = lens_scores(emb, seeds, seed=a.seed)  # the score a version built from the seeds holds
+    learner = LensLearner(emb, seeds, seed=a.seed, features=store.lens_features, prior=built)  # learn=true's
+    t0 = time.perf_counter()
     lof = -LocalOutlierFactor(n_neighbors=20).fit(emb).negative_outlier_factor_
     rankers: dict[str, Ranker] = {
-        LEARNED: lambda pos, neg: LensLearner(emb, seeds, seed=a.seed).scores(pos, neg),
+        LEARNED: lambda pos, neg: learner.scores(pos, neg),
         "similarity_to_found": lambda pos, neg: seed_similarity(emb, np.concatenate([seeds, pos])),
         "seeds_only": lambda pos, neg: built,
         "lof": lambda pos, neg: lof,

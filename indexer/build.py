@@ -35,6 +35,7 @@ from .artifacts import crash_point, file_entries, now_iso, sha256_file, version_
 from .encode import gather_embeddings, read_plan
 from .errors import ArtifactMismatch
 from .milvus_backend import collection_name, create_collection
+from .profiles import survey_profiles
 from .projection import project_2d, resolve_method
 from .quality import FEATURES as QUALITY_FEATURES
 from .quality import QUALITY_DESCRIPTION, quality_score, robust_z, survey_quality
@@ -105,17 +106,34 @@ def job_quality(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> 
     """The pixel data-quality detectors (indexer.quality) for the job's plan, computed once: kept in the
     job folder under the plan's key (written atomically), so a rebuild after a crash or of another index
     type reads them back, and re-ingested pixels (a new plan) are measured again."""
-    path = job / f"quality-{read_plan(job)['key'][:16]}.npz"
+    def measure() -> dict[str, np.ndarray]:
+        log(f"data-quality detectors on {len(survey)} stamps")
+        return survey_quality(survey)
+
+    return _kept_in_job(job, "quality", QUALITY_FEATURES, len(survey), measure)
+
+
+def job_profiles(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> np.ndarray:
+    """The radial light profiles (indexer.profiles) the lens learner reads, kept like job_quality's."""
+    def measure() -> dict[str, np.ndarray]:
+        log(f"radial profiles of {len(survey)} stamps")
+        return {"profiles": survey_profiles(survey)}
+
+    return _kept_in_job(job, "profiles", ("profiles",), len(survey), measure)["profiles"]
+
+
+def _kept_in_job(job: Path, name: str, keys: tuple[str, ...], n: int,
+                 measure: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    path = job / f"{name}-{read_plan(job)['key'][:16]}.npz"
     if path.exists():
         with np.load(path) as f:
-            if set(f.files) == set(QUALITY_FEATURES) and all(len(f[k]) == len(survey) for k in f.files):
-                return {k: f[k] for k in QUALITY_FEATURES}
-    log(f"data-quality detectors on {len(survey)} stamps")
-    feats = survey_quality(survey)
+            if set(f.files) == set(keys) and all(len(f[k]) == n for k in f.files):
+                return {k: f[k] for k in keys}
+    values = measure()
     tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **feats)  # type: ignore[arg-type]  # numpy stubs type the keyword arrays as allow_pickle
+    np.savez(tmp, **values)  # type: ignore[arg-type]  # numpy stubs type the keyword arrays as allow_pickle
     os.replace(tmp, path)
-    return feats
+    return values
 
 
 def _build_index(s: IndexSettings, vec: np.ndarray, stage: Path, log: Callable[[str], None]) -> FaissSearcher:
@@ -192,6 +210,7 @@ def build_version(s: IndexSettings, job: Path, log: Callable[[str], None] = lamb
     known = np.zeros(n, dtype=bool)
     known[lens_rows] = True  # the seeds: the lens ranking flags them and leaves them out of its candidates
     feats = job_quality(job, survey, log)
+    np.save(stage / "lens_features.npy", job_profiles(job, survey, log).astype(np.float16))
     quality, worst = quality_score(feats)
     # One list for "anything odd here": the larger of the two robust z-scores (a broken stamp or an
     # object unlike its neighbours), each against the survey itself.

@@ -33,6 +33,7 @@ per object, the largest: 'how unusual is the worst thing about these pixels'.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -170,14 +171,15 @@ def quality_score(features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return zs[np.arange(len(zs)), which], which
 
 
-def survey_quality(survey: NativeSurvey, block: int = 4096) -> dict[str, np.ndarray]:
-    """quality_features of a whole survey, read in contiguous blocks, with the noise and background
+def noise_blocks(survey: NativeSurvey, block: int = 4096
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(images, noise, background) per contiguous block of the survey, the noise and background the ones
     ingest recorded per band (a `noise_sigma_<band>` catalogue column, where there is one for every
-    band, wins: per-object depth); a survey without recorded units is measured on each stamp's border."""
+    band, wins: per-object depth); a survey without recorded units is measured on each stamp's border.
+    Every pixel measure in noise units (the detectors here, `indexer.profiles`) reads the survey this way."""
     n, bands, cat = len(survey), survey.bands, survey.catalog
     per_object = all(f"noise_sigma_{b}" in cat for b in bands)
     units = survey.units
-    parts: list[dict[str, np.ndarray]] = []
     for lo in range(0, n, block):
         x = survey.read_range(lo, min(n, lo + block))
         if per_object:
@@ -188,5 +190,10 @@ def survey_quality(survey: NativeSurvey, block: int = 4096) -> dict[str, np.ndar
             bg = np.array([b.background for b in units.per_band], np.float32)
         else:
             bg, noise = robust_noise(border_ring(x))
-        parts.append(quality_features(x, noise, bg))
+        yield x, noise, bg
+
+
+def survey_quality(survey: NativeSurvey, block: int = 4096) -> dict[str, np.ndarray]:
+    """quality_features of a whole survey, read in contiguous blocks (`noise_blocks`)."""
+    parts = [quality_features(x, noise, bg) for x, noise, bg in noise_blocks(survey, block)]
     return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.float32) for k in FEATURES}

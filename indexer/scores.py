@@ -150,7 +150,7 @@ BLOCK_ROWS = 16384
 # threadpoolctl changes the process's BLAS thread count; one fit at a time changes it, so two fits in
 # the service's thread pool cannot restore each other's setting wrongly (a process-wide lock for a
 # process-wide setting, not per-version state).
-_ONE_BLAS_THREAD = threading.Lock()
+ONE_BLAS_THREAD = threading.Lock()
 
 
 def negative_sample(n: int, size: int, exclude: np.ndarray, seed: int) -> np.ndarray:
@@ -204,6 +204,16 @@ def with_votes(score: np.ndarray, voted_lenses: Sequence[int] | np.ndarray,
     return out
 
 
+def lens_training_rows(n: int, positive_rows: np.ndarray, negative_rows: np.ndarray | None, negatives: int,
+                       seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positives, random negatives, told negatives) of a lens fit over n objects, each sorted: the
+    positives unique, the told negatives (voted not a lens) without the positives, the random ones
+    (`negative_sample`) from neither."""
+    pos = np.unique(np.asarray(positive_rows, dtype=np.int64))
+    told = np.setdiff1d(np.unique(negative_rows) if negative_rows is not None else np.zeros(0, np.int64), pos)
+    return pos, negative_sample(n, negatives, np.concatenate([pos, told]), seed), told
+
+
 def fit_lens(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives: int = 5000, seed: int = 0,
              negative_rows: np.ndarray | None = None, negative_weight: float = 5.0,
              c: float = LENS_C) -> tuple[np.ndarray, float]:
@@ -212,16 +222,14 @@ def fit_lens(embeddings: np.ndarray, positive_rows: np.ndarray, *, negatives: in
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    pos = np.unique(np.asarray(positive_rows, dtype=np.int64))
-    told = np.setdiff1d(np.unique(negative_rows) if negative_rows is not None else np.zeros(0, np.int64), pos)
-    neg = negative_sample(len(embeddings), negatives, np.concatenate([pos, told]), seed)
+    pos, neg, told = lens_training_rows(len(embeddings), positive_rows, negative_rows, negatives, seed)
     x = np.asarray(embeddings[np.concatenate([pos, neg, told])], dtype=np.float32)  # (~5000, D)
     y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg) + len(told))])
     w = np.concatenate([np.ones(len(pos) + len(neg)), np.full(len(told), negative_weight)])
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
     # One BLAS thread: a (5000, 256) problem gains nothing from two, and on two cores shared with
     # other work two threads made the fit 20-30x slower (1.2 s vs 0.04 s at load 3.5).
-    with _ONE_BLAS_THREAD, threadpool_limits(1, user_api="blas"):
+    with ONE_BLAS_THREAD, threadpool_limits(1, user_api="blas"):
         clf.fit(x, y, sample_weight=w)
     return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
 

@@ -122,6 +122,12 @@ class IndexedSurvey:
         # have none, and their encoder's own levels apply.
         self.units = info.survey.units
         self.source_pixel_scale_arcsec = info.survey.source_pixel_scale_arcsec or self.pixel_scale_arcsec
+        # the radial light profiles the lens learner reads (indexer.profiles); versions before them: None
+        features = self.dir / "lens_features.npy"
+        self.lens_features = np.load(features, mmap_mode="r") if features.exists() else None
+        if self.lens_features is not None and len(self.lens_features) != m["n_objects"]:
+            raise ArtifactMismatch(f"{self.dir}: lens_features.npy has {len(self.lens_features)} rows "
+                                   f"for {m['n_objects']} objects")
         self._map: np.ndarray | None = None
         if info.map is not None:
             self._map = np.load(self.dir / info.map.file, mmap_mode="r")

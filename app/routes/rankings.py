@@ -100,13 +100,17 @@ def recent(store: IndexedSurvey) -> Recent:
 
 
 def learner(store: IndexedSurvey) -> LensLearner:
-    """The version's lens learner: its float32 copy of the embeddings (below DENSE_MAX_BYTES) and the
-    similarities it keeps between votes live with the version and go with it."""
+    """The version's lens learner: what it keeps between votes (the MLP's inputs; for a version without
+    profiles, a float32 copy of the embeddings below DENSE_MAX_BYTES and the similarities) lives with
+    the version and goes with it."""
     def build() -> LensLearner:
         emb = store.embeddings
-        if emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
+        # the linear path (a version without profiles) makes passes over the embeddings per vote; the MLP
+        # path reads them once, for its inputs
+        if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
             emb = np.asarray(emb, dtype=np.float32)
-        return LensLearner(emb, np.nonzero(store.known_lens)[0], seed=int(store.info.settings.get("seed", 0)))
+        return LensLearner(emb, np.nonzero(store.known_lens)[0], seed=int(store.info.settings.get("seed", 0)),
+                           features=store.lens_features, prior=store.lens)
 
     return store.derived(("lens-learner",), build)
 
