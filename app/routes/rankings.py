@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from indexer.lens_learning import LensLearner
-from indexer.scores import top_rows
+from indexer.scores import top_rows, with_votes
 from indexer.store import Filters, IndexedSurvey
 
 from ..deps import IndexDep
@@ -115,10 +115,34 @@ def learner(store: IndexedSurvey) -> LensLearner:
     return store.derived(("lens-learner",), build)
 
 
+def interest_learner(store: IndexedSurvey, kind: Kind) -> LensLearner:
+    """The learner of "interesting" for a built ranking (anomalies, combined): the lens learner's model
+    with no known positives, the ranking's own score (as a percentile) blended in as the prior, so
+    that with few votes the list stays the anomaly list, re-ordered towards what was called
+    interesting (Lochner & Bassett 2021's loop, on skysift's features)."""
+    def build() -> LensLearner:
+        emb = store.embeddings
+        if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
+            emb = np.asarray(emb, dtype=np.float32)
+        return LensLearner(emb, np.zeros(0, np.int64), seed=int(store.info.settings.get("seed", 0)),
+                           features=store.lens_features, prior=percentile(scores_of(store, kind)))
+
+    return store.derived(("interest-learner", kind), build)
+
+
+def percentile(scores: np.ndarray) -> np.ndarray:
+    """Each score's rank among the survey's, in [0, 1] (NaN lowest; equal scores: the lower row higher, as
+    the built ranking orders them): a prior on the scale of a probability, in the built ranking's order."""
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
+    out = np.empty(len(s), np.float32)
+    out[np.lexsort((-np.arange(len(s)), s))] = np.arange(len(s), dtype=np.float32) / max(1, len(s) - 1)
+    return out
+
+
 @dataclass(frozen=True)
 class Learned:
-    """A lens score retrained from the votes up to vote `until`: positives the known lenses and the
-    objects voted "lens", negatives those voted "not_lens" (and a random sample, as at build)."""
+    """A ranking retrained from the votes up to vote `until`: the lens score from the known lenses and
+    the objects voted "lens" / "not_lens", or a built ranking re-ordered by "interesting" / "boring"."""
 
     scores: np.ndarray
     until: int
@@ -126,12 +150,17 @@ class Learned:
     key: tuple[Any, ...]  # what it was learned from: (last vote id, hash of the votes)
 
 
-def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) -> Learned:
-    """The lens score as learned from the votes with id <= until_vote (None: every vote so far), built
-    once per (version, votes) and kept among the version's recent ones: paging and reloading cost
+LEARNS_FROM: dict[str, tuple[str, str]] = {"lens": ("lens", "not_lens"), "anomaly": ("interesting", "boring"),
+                                            "combined": ("interesting", "boring")}
+
+
+def learn_from_votes(store: IndexedSurvey, votes: VotesStore, until_vote: int | None, kind: Kind = "lens") -> Learned:
+    """The `kind` ranking as learned from the votes with id <= until_vote (None: every vote so far),
+    built once per (version, votes) and kept among the version's recent ones: paging and reloading cost
     nothing, and a ranking named by its last vote is the same after more votes arrive (rebuilt, if it
     has been dropped, from the same votes)."""
-    cast = votes.labelled(("lens", "not_lens"), until_vote)
+    yes, no = LEARNS_FROM[kind]
+    cast = votes.labelled((yes, no), until_vote)
     until = until_vote if until_vote is not None else (cast[-1][0] if cast else 0)
     # keyed by the votes themselves too: a vote deleted since (DELETE /votes) is a different ranking
     key = (until, hash(tuple(cast)))
@@ -141,12 +170,16 @@ def learn_lens(store: IndexedSurvey, votes: VotesStore, until_vote: int | None) 
         for _, oid, label in cast:  # a later vote on the same object wins
             latest[oid] = label
         rows = {oid: store.row_of(oid) for oid in latest if store.has_object(oid)}
-        pos = [r for oid, r in rows.items() if latest[oid] == "lens"]  # in the order first voted on
-        neg = [r for oid, r in rows.items() if latest[oid] == "not_lens"]
-        # NaN everywhere with nothing to learn from (no known lens, no lens vote): an empty list with a note
-        return Learned(learner(store).scores(pos, neg), until, len(rows), key)
+        pos = [r for oid, r in rows.items() if latest[oid] == yes]  # in the order first voted on
+        neg = [r for oid, r in rows.items() if latest[oid] == no]
+        if kind == "lens":
+            # NaN everywhere with nothing to learn from (no known lens, no lens vote): an empty list with a note
+            return Learned(learner(store).scores(pos, neg), until, len(rows), key)
+        if not pos:  # nothing called interesting yet: the built ranking, the boring ones last
+            return Learned(with_votes(percentile(scores_of(store, kind)), [], neg), until, len(rows), key)
+        return Learned(interest_learner(store, kind).scores(pos, neg), until, len(rows), key)
 
-    return recent(store).get(("learned-lens", *key), build)
+    return recent(store).get((f"learned-{kind}", *key), build)
 
 
 def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_known: bool = False,
@@ -190,13 +223,17 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
         note = f"offset {offset} is past the end of the ranking ({total} objects)"
     if not total and mask is not None and np.isfinite(scores).any():
         note = "no object of this ranking passes the filters"
-    if learned is not None and not np.isfinite(scores).any():
+    if learned is not None and kind == "lens" and not np.isfinite(scores).any():
         note = (f"nothing to learn a lens score from: version {store.version} has no known lenses and no object "
                 f"is voted 'lens' (up to vote {learned.until}); vote some first")
-    if learned is not None:
+    if learned is not None and kind == "lens":
         described = (f"lens score retrained from {learned.n_votes} lens / not_lens votes (up to vote "
                      f"{learned.until}) and the {int(store.known_lens.sum())} known lenses; objects voted lens "
                      "score 1, those voted not_lens 0")
+    elif learned is not None:
+        described = (f"{kind} ranking re-ordered by {learned.n_votes} interesting / boring votes (up to vote "
+                     f"{learned.until}): 0.7 x a classifier of what was voted interesting + 0.3 x the ranking's "
+                     "own score as a percentile; objects voted interesting score 1, those voted boring 0")
     return RankingResponse(version=store.version, ranking=kind, description=described, total=int(total),
                            limit=limit, offset=offset, note=note, known_left_out=left_out,
                            learned_from_votes=learned.n_votes if learned else None,
@@ -217,14 +254,39 @@ def respond(store: IndexedSurvey, body: RankingResponse, fmt: Format, name: str)
                                  "known_left_out": body.known_left_out,
                                  **({"note": body.note} if body.note else {})})
 
+LearnQuery = Annotated[bool, Query(description="re-order the ranking by the votes: a classifier of the objects voted "
+                                               "interesting against those voted boring (and a random sample), "
+                                               "blended with the ranking's own score; votes are answers: voted "
+                                               "interesting scores 1, voted boring 0")]
+UntilQuery = Annotated[int | None, Query(ge=0, le=2**62, description=(
+    "learn from the votes up to this vote id only (implies learn=true; the until_vote of an earlier answer gives "
+    "that ranking again)"))]
+HideQuery = Annotated[bool, Query(description="leave out objects that already have a vote of the labels this "
+                                              "ranking learns from")]
+
+
+def learned_and_voted(store: IndexedSurvey, votes: VotesStore, kind: Kind, learn: bool, until_vote: int | None,
+                      hide_voted: bool) -> tuple[Learned | None, np.ndarray | None]:
+    """The ranking learned from the votes (when asked for: learn=true or an until_vote) and the rows to
+    hide (when hide_voted)."""
+    learned = learn_from_votes(store, votes, until_vote, kind) if learn or until_vote is not None else None
+    voted = None
+    if hide_voted:
+        oids = {oid for _, oid, _ in votes.labelled(LEARNS_FROM[kind], until_vote)}
+        voted = np.array(sorted(store.row_of(o) for o in oids if store.has_object(o)), dtype=np.int64)
+    return learned, voted
+
 
 @router.get("/rankings/anomalies", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the most anomalous objects, highest score first")})
-def anomalies(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
-              fmt: FormatQuery = "json") -> Any:
+def anomalies(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+              fmt: FormatQuery = "json", learn: LearnQuery = False, until_vote: UntilQuery = None,
+              hide_voted: HideQuery = False) -> Any:
     """The most anomalous objects (mean cosine distance to their nearest neighbours in embedding
-    space: objects in sparse regions of the representation), highest score first."""
-    return respond(store, ranking(store, "anomaly", limit, offset, filters=filters), fmt, "anomalies")
+    space: objects in sparse regions of the representation), highest score first; with learn=true,
+    re-ordered by the interesting / boring votes."""
+    learned, voted = learned_and_voted(store, votes, "anomaly", learn, until_vote, hide_voted)
+    return respond(store, ranking(store, "anomaly", limit, offset, False, learned, voted, filters), fmt, "anomalies")
 
 
 @router.get("/rankings/artifacts", response_model=RankingResponse,
@@ -240,11 +302,14 @@ def artifacts(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: O
 
 @router.get("/rankings/combined", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("broken pixels or unusual objects, highest score first")})
-def combined(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
-             fmt: FormatQuery = "json") -> Any:
+def combined(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+             fmt: FormatQuery = "json", learn: LearnQuery = False, until_vote: UntilQuery = None,
+             hide_voted: HideQuery = False) -> Any:
     """Anything odd: per object the larger of the anomaly score's and the data-quality score's robust
-    z-scores against the survey, so one list holds both broken stamps and objects unlike their neighbours."""
-    return respond(store, ranking(store, "combined", limit, offset, filters=filters), fmt, "combined")
+    z-scores against the survey, so one list holds both broken stamps and objects unlike their neighbours;
+    with learn=true, re-ordered by the interesting / boring votes."""
+    learned, voted = learned_and_voted(store, votes, "combined", learn, until_vote, hide_voted)
+    return respond(store, ranking(store, "combined", limit, offset, False, learned, voted, filters), fmt, "combined")
 
 
 @router.get("/rankings/lenses", response_model=RankingResponse,
@@ -266,12 +331,7 @@ def lenses(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit =
     left out unless include_known=true (then flagged `known_lens`), and `known_left_out` counts them.
     Objects without a lens score are left out; a version built without known lenses has none, and
     answers an empty list with a note saying so."""
-    learned = None
-    if learn or until_vote is not None:  # naming a learned ranking's last vote asks for that ranking
-        learned = learn_lens(store, votes, until_vote)
-    voted = None
-    if hide_voted:
-        oids = {oid for _, oid, _ in votes.labelled(("lens", "not_lens"), until_vote)}
-        voted = np.array(sorted(store.row_of(o) for o in oids if store.has_object(o)), dtype=np.int64)
+    # naming a learned ranking's last vote asks for that ranking
+    learned, voted = learned_and_voted(store, votes, "lens", learn, until_vote, hide_voted)
     return respond(store, ranking(store, "lens", limit, offset, include_known, learned, voted, filters), fmt,
                    "lenses")

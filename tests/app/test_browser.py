@@ -412,6 +412,34 @@ def test_a_lens_vote_teaches_the_lens_tab_which_says_how_many_votes_it_learned_f
     assert oid in ids[:10]  # the one voted lens ranks near the top of the retrained list
 
 
+def test_interesting_and_boring_votes_retrain_the_unusual_objects_tab_live(page: Page, live_server: str) -> None:
+    """Issue #15: with "learn from the votes" on, the unusual-objects tab re-orders itself after each
+    interesting / boring vote cast on its cards, shows the API's learned ranking and says how many
+    votes it learned from: a card voted interesting joins the top, one voted boring leaves the page."""
+    api = f"{live_server}/api/v1/rankings/anomalies?learn=true&limit=1000"
+    page.goto("/#anomalies")
+    panel = page.locator("#panel-anomalies")
+    expect(panel.locator(".grid .card")).to_have_count(24)
+    panel.get_by_label("learn from the votes").check()
+    learned = panel.locator(".learned")
+    n = page.request.get(api).json()["learned_from_votes"]  # other tests share the server's votes
+    expect(learned).to_contain_text(f"learned from {n} vote")
+    voted = {v["object_id"] for label in ("interesting", "boring") for v in page.request.get(
+        f"{live_server}/api/v1/votes?label={label}&limit=1000").json()["items"]}
+    before = card_ids(page, "#panel-anomalies .grid .card")
+    liked = next(i for i in reversed(before) if i not in voted)
+    panel.locator(f'.card[data-object-id="{liked}"] .vote-interesting').click()
+    expect(learned).to_contain_text(f"learned from {n + 1} vote")
+    order = [i["object_id"] for i in page.request.get(api).json()["items"]]
+    assert card_ids(page, "#panel-anomalies .grid .card") == order[:24]
+    assert order.index(liked) < before.index(liked)  # voted interesting: up with the others voted so
+    disliked = next(i for i in card_ids(page, "#panel-anomalies .grid .card") if i not in voted and i != liked)
+    panel.locator(f'.card[data-object-id="{disliked}"] .vote-boring').click()
+    expect(learned).to_contain_text(f"learned from {n + 2} votes")
+    order = [i["object_id"] for i in page.request.get(api).json()["items"]]
+    assert card_ids(page, "#panel-anomalies .grid .card") == order[:24] and disliked not in order[:24]
+
+
 def test_votes_on_lens_candidates_retrain_the_tab_live_and_the_filters_filter_it(page: Page, live_server: str,
                                                                                   store: IndexedSurvey) -> None:
     """Issue #15: with "learn from the votes" on, a Not-a-lens and a Lens vote on the lens tab's own

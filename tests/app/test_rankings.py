@@ -284,3 +284,57 @@ def test_learned_rankings_are_kept_only_while_recent() -> None:
     assert r.get(4, make(99)) == 4 and built == [0, 1, 2, 3, 4]  # kept: not rebuilt
     assert r.get(0, make(0)) == 0 and built[-1] == 0  # dropped long ago: rebuilt from the same inputs
     assert len(r) == 3
+
+
+@pytest.mark.parametrize("route", ["anomalies", "combined"])
+def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: Path, store: IndexedSurvey,
+                                                                tmp_path: Path, route: str) -> None:
+    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+    classes = np.asarray(store.catalog["class"]).astype(str)
+    with TestClient(create_app(settings)) as c:
+        def ranked(**params):
+            r = c.get(f"/api/v1/rankings/{route}", params={"limit": 500, **params})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        built = ranked()
+        none = ranked(learn="true")  # nothing voted: the built order
+        assert none["learned_from_votes"] == 0 and none["ranking_version"] == f"{built['version']}:votes<=0"
+        assert [i["object_id"] for i in none["items"]] == [i["object_id"] for i in built["items"]]
+
+        # an astronomer finds one kind of galaxy interesting and another boring
+        order = [i["object_id"] for i in built["items"]]
+        cls = {oid: classes[store.row_of(oid)] for oid in order}
+        liked, disliked = "spiral", "elliptical"
+        like = [o for o in reversed(order) if cls[o] == liked][:6]  # the least anomalous of them
+        dislike = [o for o in order if cls[o] == disliked][:6]
+        for oid in like:
+            assert c.post("/api/v1/votes", json={"object_id": oid, "label": "interesting"}).status_code == 201
+        for oid in dislike:
+            assert c.post("/api/v1/votes", json={"object_id": oid, "label": "boring"}).status_code == 201
+        assert c.post("/api/v1/votes", json={"object_id": order[0], "label": "lens"}).status_code == 201  # not these
+
+        learned = ranked(learn="true")
+        assert learned["learned_from_votes"] == 12 and learned["until_vote"] == 12
+        assert "re-ordered by 12 interesting / boring votes" in learned["description"]
+        score = {i["object_id"]: i["score"] for i in learned["items"]}
+        assert all(score[o] == 1.0 for o in like) and all(score[o] == 0.0 for o in dislike)
+        voted = set(like) | set(dislike)
+
+        def mean_rank(body, kind):
+            rest = [i["object_id"] for i in body["items"] if i["object_id"] not in voted]
+            return np.mean([r for r, o in enumerate(rest) if cls[o] == kind])
+
+        # the unvoted objects like the interesting ones rise, those like the boring ones sink
+        assert mean_rank(learned, liked) < mean_rank(built, liked)
+        assert mean_rank(learned, disliked) > mean_rank(built, disliked)
+
+        hidden = ranked(learn="true", hide_voted="true")
+        assert hidden["hidden_voted"] == 12 and not voted & {i["object_id"] for i in hidden["items"]}
+        assert c.post("/api/v1/votes", json={"object_id": order[1], "label": "boring"}).status_code == 201
+        assert ranked(until_vote=12)["items"] == learned["items"]  # named by its last vote, as it was
+        with TestClient(create_app(settings)) as fresh:  # and rebuilt from the version and the votes alone
+            again = fresh.get(f"/api/v1/rankings/{route}", params={"limit": 500, "until_vote": 12}).json()
+        assert again["items"] == learned["items"]
+        r = c.get(f"/api/v1/rankings/{route}", params={"learn": "sometimes"})
+        assert r.status_code == 422 and "learn" in r.text

@@ -1,11 +1,19 @@
 // A ranking tab (unusual objects, artifacts or lens candidates): pages of cards with their score and vote buttons.
 // The page number lives in the address (#anomalies/2), so a page can be shared and reloaded. The filters
-// of the search bar (z, magnitude) filter the rankings too; a lens ranking learned from the votes
-// learns again after each lens / not-a-lens vote.
+// of the search bar (z, magnitude) filter the rankings too; a ranking learned from the votes learns
+// again after each vote it learns from (lens candidates: lens / not a lens; unusual objects:
+// interesting / boring).
 
 import { getJSON } from "./api.js";
 import { fillGrid, installGrid, makeCard } from "./cards.js";
 import { downloadLinks, filterText } from "./lists.js";
+
+// What each tab that can learn from the votes learns from, and how its toggle says so.
+const LEARNS = {
+  lenses: { labels: ["lens", "not_lens"], text: "objects voted “Lens” teach the score, “Not a lens” corrects it" },
+  anomalies: { labels: ["interesting", "boring"],
+    text: "objects voted “Interesting” pull their look-alikes up, “Boring” pushes theirs down" },
+};
 
 export class Ranking {
   /** kind: "anomalies" | "artifacts" | "lenses" (the route and the tab's hash). */
@@ -33,7 +41,7 @@ export class Ranking {
       <label class="known-toggle muted" hidden><input type="checkbox" class="include-known">
         <span></span></label>
       <label class="learn-toggle muted" hidden><input type="checkbox" class="learn">
-        learn from the votes (objects voted “Lens” teach the score, “Not a lens” corrects it)</label>
+        learn from the votes (${LEARNS[kind] ? LEARNS[kind].text : ""})</label>
       <p class="learned muted" aria-live="polite" hidden></p>
       <p class="downloads muted">Download this page: </p>
       <p class="note" hidden></p>
@@ -44,16 +52,16 @@ export class Ranking {
       this.includeKnown = e.target.checked;
       this.show(this.page || 1, true);
     });
-    this.learn = false;  // lens candidates: rank by the score retrained from the votes cast so far
+    this.learn = false;  // rank by the score retrained from the votes cast so far (LEARNS' tabs)
     const learn = section.querySelector(".learn-toggle");
-    learn.hidden = kind !== "lenses";
+    learn.hidden = !LEARNS[kind];
     learn.querySelector("input").addEventListener("change", (e) => {
       this.learn = e.target.checked;
       this.show(this.page || 1, true);
     });
-    this.stale = false;  // a lens / not-a-lens vote was cast elsewhere since this learned ranking was shown
+    this.stale = false;  // a vote it learns from was cast elsewhere since this learned ranking was shown
     votes.onCast((id, label) => {  // learning live: the ranking learns from the vote just cast
-      if (!this.learn || (label !== "lens" && label !== "not_lens")) return;
+      if (!this.learn || !LEARNS[kind].labels.includes(label)) return;
       if (section.hidden) this.stale = true;  // learns when its tab is shown again
       else this.show(this.page || 1, true);
     });
