@@ -1,6 +1,10 @@
 """The lens discovery loop with a simulated astronomer: start from a few known lenses and, each round,
 vote on a ranking's best unvoted candidates (the truth says lens / not a lens), then measure recall@k
-of the lenses that were not seeds. Every method runs its own loop on its own votes:
+of the lenses that were not seeds. With `--target interesting`, the anomaly side: start from an
+anomaly list (`--list combined|anomaly`), vote interesting / boring (the truth: `--interesting`, e.g.
+mergers and lenses, while the list also holds artifacts) and measure precision@k; the methods are then
+the list re-ordered by the votes (what `learn=true` serves), the list as built, similarity to what
+was voted interesting, LOF and Astronomaly's loop. Every method runs its own loop on its own votes:
 
 - `learned_from_votes`: what GET /rankings/lenses?learn=true serves (`indexer.lens_learning.LensLearner`:
   an MLP on the version's radial profiles and the embeddings' first principal components, from the
@@ -50,6 +54,13 @@ def recall_at(score: np.ndarray, truth: np.ndarray, exclude: np.ndarray, k: int)
     return float(want[top].sum() / max(1, want.sum()))
 
 
+def precision_at(score: np.ndarray, truth: np.ndarray, exclude: np.ndarray, k: int) -> float:
+    """Share of the top k of `score` (excluded rows left out) that are in `truth`."""
+    s = np.where(exclude, -np.inf, np.nan_to_num(score, nan=-np.inf))
+    top = np.argsort(-s, kind="stable")[:k]
+    return float(truth[top].sum() / max(1, len(top)))
+
+
 def astronomaly_ranker(emb: np.ndarray, seed: int) -> Ranker:
     """Isolation forest + NeighbourScore on the first 20 principal components (their features)."""
     from scipy.spatial import cKDTree
@@ -86,7 +97,8 @@ def run_loop(rank: Ranker, truth: np.ndarray, seeds: np.ndarray, seed_mask: np.n
         score = with_votes(rank(pos, neg), pos, neg)
         fit_s = time.perf_counter() - t0
         out.append({"round": r, "votes": int(len(pos) + len(neg)), "lenses_voted": int(len(pos)),
-                    "recall": recall_at(score, truth, seed_mask, k), "rank_s": round(fit_s, 3)})
+                    "recall": recall_at(score, truth, seed_mask, k),
+                    "precision": precision_at(score, truth, seed_mask, k), "rank_s": round(fit_s, 3)})
         if r == rounds:
             break
         voted = seed_mask.copy()
@@ -110,56 +122,81 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="sim")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--target", choices=("lens", "interesting"), default="lens",
+                    help="lens: the lens list from --seeds known lenses; interesting: an anomaly list (--list) "
+                         "re-ordered by interesting / boring votes, no seeds, the truth --interesting")
+    ap.add_argument("--list", choices=("combined", "anomaly"), default="combined",
+                    help="with --target interesting: the list the astronomer starts from")
+    ap.add_argument("--interesting", default="merger,lens",
+                    help="with --target interesting: the --truth-column values the astronomer finds interesting")
     a = ap.parse_args()
 
     from sklearn.neighbors import LocalOutlierFactor
 
-    from indexer.lens_learning import LensLearner
+    from indexer.lens_learning import LensLearner, interest_learner, interest_scores
     from indexer.scores import lens_scores, seed_similarity
     from indexer.store import IndexedSurvey
 
     store = IndexedSurvey.open_current(a.artifacts)
-    truth = np.asarray(store.catalog[a.truth_column]).astype(str) == a.lens_value
-    n_lens = int(truth.sum())
-    require_measured("vote_rounds", objects=len(store), lenses=n_lens, lenses_beyond_seeds=n_lens - a.seeds)
-    rng = np.random.default_rng(a.seed)
-    seeds = np.sort(rng.choice(np.nonzero(truth)[0], a.seeds, replace=False))
-    seed_mask = np.zeros(len(store), bool)
-    seed_mask[seeds] = True
+    values = np.asarray(store.catalog[a.truth_column]).astype(str)
     emb = np.asarray(store.embeddings, dtype=np.float32)
-
-    built = lens_scores(emb, seeds, seed=a.seed)  # the score a version built from the seeds holds
-    learner = LensLearner(emb, seeds, seed=a.seed, features=store.lens_features, prior=built)  # learn=true's
     t0 = time.perf_counter()
     lof = -LocalOutlierFactor(n_neighbors=20).fit(emb).negative_outlier_factor_
-    rankers: dict[str, Ranker] = {
-        LEARNED: lambda pos, neg: learner.scores(pos, neg),
-        "similarity_to_found": lambda pos, neg: seed_similarity(emb, np.concatenate([seeds, pos])),
-        "seeds_only": lambda pos, neg: built,
-        "lof": lambda pos, neg: lof,
-        "astronomaly": astronomaly_ranker(emb, a.seed),
-    }
+    if a.target == "lens":
+        truth = values == a.lens_value
+        n_lens = int(truth.sum())
+        require_measured("vote_rounds", objects=len(store), lenses=n_lens, lenses_beyond_seeds=n_lens - a.seeds)
+        rng = np.random.default_rng(a.seed)
+        seeds = np.sort(rng.choice(np.nonzero(truth)[0], a.seeds, replace=False))
+        built = lens_scores(emb, seeds, seed=a.seed)  # the score a version built from the seeds holds
+        learner = LensLearner(emb, seeds, seed=a.seed, features=store.lens_features, prior=built)  # learn=true's
+        rankers: dict[str, Ranker] = {
+            LEARNED: lambda pos, neg: learner.scores(pos, neg),
+            "similarity_to_found": lambda pos, neg: seed_similarity(emb, np.concatenate([seeds, pos])),
+            "seeds_only": lambda pos, neg: built,
+            "lof": lambda pos, neg: lof,
+            "astronomaly": astronomaly_ranker(emb, a.seed),
+        }
+    else:
+        truth = np.isin(values, a.interesting.split(","))
+        seeds = np.zeros(0, np.int64)
+        n_lens = int(truth.sum())
+        require_measured("vote_rounds", objects=len(store), interesting=n_lens)
+        listed = np.asarray(store.combined if a.list == "combined" else store.anomaly, np.float32)
+        interest = interest_learner(emb, listed, seed=a.seed, features=store.lens_features)  # learn=true's
+        rankers = {
+            LEARNED: lambda pos, neg: interest_scores(interest, pos, neg),
+            "similarity_to_found": lambda pos, neg: seed_similarity(emb, pos) if len(pos) else listed,
+            "list_only": lambda pos, neg: listed,
+            "lof": lambda pos, neg: lof,
+            "astronomaly": astronomaly_ranker(emb, a.seed),
+        }
+    seed_mask = np.zeros(len(store), bool)
+    seed_mask[seeds] = True
     log(f"baselines' one-off fits {time.perf_counter() - t0:.1f} s")
 
     runs = {}
+    metric = "recall" if a.target == "lens" else "precision"
+    found = "lenses_voted" if a.target == "lens" else "interesting_voted"
     for votes in (int(v) for v in a.votes.split(",")):
         per = {name: run_loop(rank, truth, seeds, seed_mask, a.rounds, votes, a.k) for name, rank in rankers.items()}
         rows = []
         for r in range(a.rounds + 1):
-            recall = {name: loop[r]["recall"] for name, loop in per.items()}
-            best_baseline = max(v for name, v in recall.items() if name != LEARNED)
+            value = {name: loop[r][metric] for name, loop in per.items()}
+            best_baseline = max(v for name, v in value.items() if name != LEARNED)
             rows.append({"round": r, "votes": per[LEARNED][r]["votes"],
-                         "lenses_voted": {name: loop[r]["lenses_voted"] for name, loop in per.items()},
-                         "recall": recall, "learned_at_least_best_baseline": recall[LEARNED] >= best_baseline,
+                         found: {name: loop[r]["lenses_voted"] for name, loop in per.items()},
+                         metric: value, "learned_at_least_best_baseline": value[LEARNED] >= best_baseline,
                          "rank_s": {name: loop[r]["rank_s"] for name, loop in per.items()}})
-            log(f"{votes} votes/round, round {r}: " + ", ".join(f"{n} {v:.3f}" for n, v in recall.items()))
+            log(f"{votes} votes/round, round {r}: " + ", ".join(f"{n} {v:.3f}" for n, v in value.items()))
         runs[str(votes)] = rows
 
     result = {
         "benchmark": "vote_rounds", "name": a.name, "date": utc_now_iso(), "git_sha": git_sha(short=True),
         "command": command_line(), "machine": host_machine(), "version": store.version,
-        "n_objects": len(store), "n_lenses": n_lens, "lenses_beyond_seeds": n_lens - a.seeds,
-        "recall_cap": min(1.0, a.k / max(1, n_lens - a.seeds)),
+        "target": a.target, "measure": f"recall@{a.k}" if a.target == "lens" else f"precision@{a.k}",
+        "n_objects": len(store), "n_lenses": n_lens, "lenses_beyond_seeds": n_lens - len(seeds),
+        "recall_cap": min(1.0, a.k / max(1, n_lens - len(seeds))),
         "measured_list": "voted lenses first, voted non-lenses left out, then the method's best unvoted candidates",
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "runs": runs,
@@ -168,13 +205,17 @@ def main() -> None:
     write_json(path, result)
     names = list(rankers)
     for votes, rows in runs.items():
-        print(f"\n{votes} votes per round: recall@{a.k} of the {n_lens - a.seeds} lenses beyond the seeds "
-              "(lenses among the method's votes)")
+        if a.target == "lens":
+            print(f"\n{votes} votes per round: recall@{a.k} of the {n_lens - a.seeds} lenses beyond the seeds "
+                  "(lenses among the method's votes)")
+        else:
+            print(f"\n{votes} votes per round: precision@{a.k} for {a.interesting} ({n_lens} in the survey; "
+                  "interesting among the method's votes)")
         print("| round | votes | " + " | ".join(names) + " |")
         print("|---" * (len(names) + 2) + "|")
         for row in rows:
             print(f"| {row['round']} | {row['votes']} | "
-                  + " | ".join(f"{row['recall'][n]:.3f} ({row['lenses_voted'][n]})" for n in names) + " |")
+                  + " | ".join(f"{row[metric][n]:.3f} ({row[found][n]})" for n in names) + " |")
     log(f"wrote {path}")
 
 

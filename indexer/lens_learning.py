@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .lens_mlp import fit_mlp
-from .scores import ONE_BLAS_THREAD, fit_lens, lens_blend, lens_training_rows, seed_similarity, with_votes
+from .scores import ONE_BLAS_THREAD, fit_lens, lens_blend, lens_training_rows, percentile, seed_similarity, with_votes
 
 SIM_CHUNK = 16  # voted lenses per kept similarity chunk: a retrain's pass has at most 16 columns
 KEEP_PREFIXES = 4  # chunk maxima kept per version: each is one float32 per object (4 MB at 10^6)
@@ -162,3 +162,21 @@ class LensLearner:
                     self._prefixes.popitem(last=False)
         # a known lens stays a positive even when voted not lens, as in the fit
         return with_votes(scores, extra, told)
+
+
+def interest_learner(embeddings: np.ndarray, list_scores: np.ndarray, *, seed: int = 0,
+                     features: np.ndarray | None = None) -> LensLearner:
+    """The learner of "interesting" for a built ranking (anomalies, combined): the lens learner's model
+    with no known positives and the ranking's own score, as a percentile, blended in as the prior, so
+    that with few votes the list stays what it was, re-ordered towards what was called interesting
+    (Lochner & Bassett 2021's loop, on skysift's features)."""
+    return LensLearner(embeddings, np.zeros(0, np.int64), seed=seed, features=features, prior=percentile(list_scores))
+
+
+def interest_scores(learner: LensLearner, voted_interesting: Sequence[int], voted_boring: Sequence[int]) -> np.ndarray:
+    """The list re-ordered by the votes: `learner.scores` once something is voted interesting; before
+    that the list's own order (its prior) with the boring ones last."""
+    if len(voted_interesting):
+        return learner.scores(voted_interesting, voted_boring)
+    assert learner.prior is not None
+    return with_votes(learner.prior, [], np.asarray(voted_boring, np.int64))

@@ -266,6 +266,15 @@ def lens_blend(embeddings: np.ndarray, coef: np.ndarray, intercept: float, sim_r
     return out, chunk_max
 
 
+def percentile(scores: np.ndarray) -> np.ndarray:
+    """Each score's rank among the survey's, in [0, 1] (NaN lowest; equal scores: the lower row higher, as
+    a built ranking orders them): a prior on the scale of a probability, in the built ranking's order."""
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
+    out = np.empty(len(s), np.float32)
+    out[np.lexsort((-np.arange(len(s)), s))] = np.arange(len(s), dtype=np.float32) / max(1, len(s) - 1)
+    return out
+
+
 def top_rows(scores: np.ndarray, keep: np.ndarray, m: int) -> np.ndarray:
     """The first m rows of the ranking of `scores` over the rows where `keep` (bool (N,); NaN scores
     must not be kept): highest score first, ties by lower row, exactly the start of a stable argsort

@@ -94,8 +94,8 @@ def check_vote_rounds(res: dict[str, Any]) -> None:
             assert all(0.0 <= v <= 1.0 for v in r["recall"].values())
             best = max(v for k, v in r["recall"].items() if k != "learned_from_votes")
             assert r["learned_at_least_best_baseline"] == (r["recall"]["learned_from_votes"] >= best)
-        # before any vote the learned ranking is the built one; every lens voted stays found
-        assert rows[0]["recall"]["learned_from_votes"] == rows[0]["recall"]["seeds_only"]
+        # before any vote nothing is voted; every lens voted stays found
+        assert all(v == 0 for v in rows[0]["lenses_voted"].values())
         for name in methods:
             assert rows[2]["lenses_voted"][name] >= rows[1]["lenses_voted"][name]
             for r in rows:  # the lenses voted head the list measured
@@ -371,3 +371,26 @@ def test_bench_quality_from_version_reads_what_the_detectors_measure(smoke_runs:
                            "--from-version", "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "give --artifacts" in proc.stderr
+
+
+def test_vote_rounds_interesting_side_measures_precision_of_an_anomaly_list(tiny_artifacts: Path,
+                                                                             tmp_path: Path) -> None:
+    """`bench_vote_rounds.py --target interesting`: an anomaly list re-ordered by interesting / boring
+    votes, no seeds, precision@k per round for every method, the votes counted."""
+    smoke = Smoke("bench_vote_rounds.py",
+                  lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--target", "interesting", "--list", "combined",
+                                   "--interesting", "merger,irregular", "--rounds", "2", "--votes", "10", "--k", "20",
+                                   "--out", str(tmp / "out.json")], lambda res: None)
+    run = run_smoke(smoke, tmp_path, Fixtures(tmp_path, tmp_path, tiny_artifacts, tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    res = json.loads((tmp_path / "out.json").read_text())
+    assert res["target"] == "interesting" and res["measure"] == "precision@20" and res["n_lenses"] > 0
+    rows = res["runs"]["10"]
+    methods = {"learned_from_votes", "list_only", "similarity_to_found", "lof", "astronomaly"}
+    for r in rows:
+        assert set(r["precision"]) == methods == set(r["interesting_voted"])
+        assert all(0.0 <= v <= 1.0 for v in r["precision"].values())
+    assert rows[0]["precision"]["learned_from_votes"] == rows[0]["precision"]["list_only"]  # nothing voted yet
+    # the voted interesting head the list measured
+    assert all(r["precision"]["learned_from_votes"] * 20 >= min(20, r["interesting_voted"]["learned_from_votes"])
+               for r in rows)

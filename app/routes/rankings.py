@@ -13,8 +13,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from indexer.lens_learning import LensLearner
-from indexer.scores import top_rows, with_votes
+from indexer.lens_learning import LensLearner, interest_scores
+from indexer.lens_learning import interest_learner as make_interest_learner
+from indexer.scores import top_rows
 from indexer.store import Filters, IndexedSurvey
 
 from ..deps import IndexDep
@@ -116,27 +117,15 @@ def learner(store: IndexedSurvey) -> LensLearner:
 
 
 def interest_learner(store: IndexedSurvey, kind: Kind) -> LensLearner:
-    """The learner of "interesting" for a built ranking (anomalies, combined): the lens learner's model
-    with no known positives, the ranking's own score (as a percentile) blended in as the prior, so
-    that with few votes the list stays the anomaly list, re-ordered towards what was called
-    interesting (Lochner & Bassett 2021's loop, on skysift's features)."""
+    """The version's learner of "interesting" for the `kind` list (`indexer.lens_learning.interest_learner`)."""
     def build() -> LensLearner:
         emb = store.embeddings
         if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
             emb = np.asarray(emb, dtype=np.float32)
-        return LensLearner(emb, np.zeros(0, np.int64), seed=int(store.info.settings.get("seed", 0)),
-                           features=store.lens_features, prior=percentile(scores_of(store, kind)))
+        return make_interest_learner(emb, scores_of(store, kind), seed=int(store.info.settings.get("seed", 0)),
+                                     features=store.lens_features)
 
     return store.derived(("interest-learner", kind), build)
-
-
-def percentile(scores: np.ndarray) -> np.ndarray:
-    """Each score's rank among the survey's, in [0, 1] (NaN lowest; equal scores: the lower row higher, as
-    the built ranking orders them): a prior on the scale of a probability, in the built ranking's order."""
-    s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
-    out = np.empty(len(s), np.float32)
-    out[np.lexsort((-np.arange(len(s)), s))] = np.arange(len(s), dtype=np.float32) / max(1, len(s) - 1)
-    return out
 
 
 @dataclass(frozen=True)
@@ -175,9 +164,7 @@ def learn_from_votes(store: IndexedSurvey, votes: VotesStore, until_vote: int | 
         if kind == "lens":
             # NaN everywhere with nothing to learn from (no known lens, no lens vote): an empty list with a note
             return Learned(learner(store).scores(pos, neg), until, len(rows), key)
-        if not pos:  # nothing called interesting yet: the built ranking, the boring ones last
-            return Learned(with_votes(percentile(scores_of(store, kind)), [], neg), until, len(rows), key)
-        return Learned(interest_learner(store, kind).scores(pos, neg), until, len(rows), key)
+        return Learned(interest_scores(interest_learner(store, kind), pos, neg), until, len(rows), key)
 
     return recent(store).get((f"learned-{kind}", *key), build)
 
