@@ -40,7 +40,7 @@ window.__skysift = { marks: {}, ready: false, map: null };
       text: `${like.length} example${like.length === 1 ? "" : "s"}` }),
   });
   const panel = new Panel($("#detail"), {
-    votes, onError: showError,
+    votes, selection, onError: showError,
     onSearch: (rec) => { panel.close(); searchId(rec.object_id); },
     onShowOnMap: (rec) => { panel.close(); location.hash = "map"; mapReady().then((m) => m?.focusRow(rec.row)); },
   });

@@ -562,6 +562,13 @@ def test_clicking_a_map_point_opens_that_object(page: Page, store: IndexedSurvey
     panel = page.get_by_role("dialog")
     expect(panel).to_be_visible()
     expect(panel.locator("#detail-title")).to_have_text(str(store.catalog["object_id"][row]))
+    # the point can be picked as an example to look like, as a card can (issue #15: map points too)
+    bar = page.get_by_role("region", name="selected examples")
+    panel.get_by_role("button", name="More like this").click()
+    expect(bar).to_contain_text("1 to look like")
+    expect(panel.locator(".pick-like")).to_have_attribute("aria-pressed", "true")
+    panel.get_by_role("button", name="More like this").click()  # and taken back
+    expect(bar).to_be_hidden()
     panel.get_by_role("button", name="Close details").click()
     expect(page.locator(CARDS)).to_have_count(12)  # the query's results, highlighted on the map:
     highlight = page.evaluate("() => window.__skysift.map.highlight")

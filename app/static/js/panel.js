@@ -16,8 +16,8 @@ function value(v) {
 }
 
 export class Panel {
-  constructor(el, { votes, onSearch, onShowOnMap, onError }) {
-    Object.assign(this, { el, votes, onError });
+  constructor(el, { votes, selection = null, onSearch, onShowOnMap, onError }) {
+    Object.assign(this, { el, votes, selection, onError });  // selection: pick the object as an example too
     this.current = null;
     this.returnFocus = null;
     this.seq = 0;
@@ -68,7 +68,8 @@ export class Panel {
 
     const votesBox = this.el.querySelector("#detail-votes");
     if (votesBox.dataset.for !== id) {
-      votesBox.replaceChildren(this.votes.buttons(id));
+      // a map point opens this panel: its "More like this" / "Less like this" pick the point for the selection
+      votesBox.replaceChildren(this.votes.buttons(id), ...(this.selection ? [this.selection.buttons(id)] : []));
       votesBox.dataset.for = id;
       this.votes.load([id]);
     }
