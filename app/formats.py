@@ -187,7 +187,8 @@ def votable_bytes(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, 
 def table_response(fmt: Format, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, name: str,
                    description: str = "", infos: Mapping[str, Any] | None = None,
                    total: int | None = None, version: str | None = None,
-                   kinds: Mapping[str, str] | None = None) -> Response:
+                   kinds: Mapping[str, str] | None = None,
+                   descriptions: Mapping[str, str] = DESCRIPTIONS) -> Response:
     """The csv or votable response for `rows` (json is the caller's own model)."""
     headers = {"Content-Disposition": f'inline; filename="{name}.{"csv" if fmt == "csv" else "xml"}"'}
     if total is not None:
@@ -199,7 +200,8 @@ def table_response(fmt: Format, rows: Sequence[Mapping[str, Any]], columns: Sequ
     if fmt == "votable":
         meta = {**({"version": version} if version else {}), **({"total": total} if total is not None else {}),
                 **(infos or {})}
-        return Response(votable_bytes(rows, columns, description=description, infos=meta, kinds=kinds),
+        return Response(votable_bytes(rows, columns, description=description, infos=meta, kinds=kinds,
+                                      descriptions=descriptions),
                         media_type=VOTABLE_MEDIA, headers=headers)
     raise ValueError(f"table_response handles csv and votable, not {fmt!r}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -10,8 +10,8 @@ from .schemas import ObjectRecord
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000_000
-VOTE_LABELS = ("lens", "not_lens", "interesting", "boring")
-VoteLabel = Literal["lens", "not_lens", "interesting", "boring"]
+VOTE_LABELS = ("lens", "not_lens", "interesting", "boring", "relevance")
+VoteLabel = Literal["lens", "not_lens", "interesting", "boring", "relevance"]
 
 
 # ---------------------------------------------------------------- rankings
@@ -59,16 +59,36 @@ def _utf8(value: str | None) -> str | None:
     return value
 
 
-class VoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"object_id": "sim-0000042", "label": "lens", "voter": "ana", "note": "clear arc to the NE"}]})
+class _VoteFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
     object_id: str = Field(min_length=1, max_length=256)
-    label: VoteLabel
     voter: str = Field("anonymous", min_length=1, max_length=100, description="who voted (free text)")
     note: str | None = Field(None, max_length=2000)
 
     _check_text = field_validator("object_id", "voter", "note")(_utf8)
+
+
+class VoteIn(_VoteFields):
+    """A vote with one of the two-way labels: lens / not_lens, interesting / boring."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"object_id": "sim-0000042", "label": "lens", "voter": "ana", "note": "clear arc to the NE"}]})
+
+    label: Literal["lens", "not_lens", "interesting", "boring"]
+
+
+class RelevanceVoteIn(_VoteFields):
+    """How interesting an object is, 0 (not at all) to 5 (very): Astronomaly's scale."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"object_id": "sim-0000042", "label": "relevance", "score": 4, "voter": "ana"}]})
+
+    label: Literal["relevance"]
+    score: int = Field(ge=0, le=5, description="0 (not interesting at all) to 5 (very)")
+
+
+AnyVoteIn = Annotated[VoteIn | RelevanceVoteIn, Field(discriminator="label")]
 
 
 class VoteOut(BaseModel):
@@ -81,6 +101,7 @@ class VoteOut(BaseModel):
                          examples=["2026-11-23T02:05:07.123+00:00"])
     version: str = Field(description="the index version being served when the vote was cast")
     weights_sha256: str = Field(description="sha256 of the encoder weights of that version")
+    score: int | None = Field(None, description="the 0-5 relevance of a relevance vote")
 
 
 class VoteList(BaseModel):

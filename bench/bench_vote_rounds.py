@@ -165,7 +165,8 @@ def main() -> None:
         listed = np.asarray(store.combined if a.list == "combined" else store.anomaly, np.float32)
         interest = interest_learner(emb, listed, seed=a.seed, features=store.lens_features)  # learn=true's
         rankers = {
-            LEARNED: lambda pos, neg: interest_scores(interest, pos, neg),
+            LEARNED: lambda pos, neg: interest_scores(interest, {**{int(r): 0.0 for r in neg},
+                                                                **{int(r): 1.0 for r in pos}}),
             "similarity_to_found": lambda pos, neg: seed_similarity(emb, pos) if len(pos) else listed,
             "list_only": lambda pos, neg: listed,
             "lof": lambda pos, neg: lof,

@@ -27,12 +27,21 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .lens_mlp import fit_mlp
-from .scores import ONE_BLAS_THREAD, fit_lens, lens_blend, lens_training_rows, percentile, seed_similarity, with_votes
+from .scores import (
+    ONE_BLAS_THREAD,
+    fit_lens,
+    lens_blend,
+    lens_training_rows,
+    negative_sample,
+    percentile,
+    seed_similarity,
+    with_votes,
+)
 
 SIM_CHUNK = 16  # voted lenses per kept similarity chunk: a retrain's pass has at most 16 columns
 KEEP_PREFIXES = 4  # chunk maxima kept per version: each is one float32 per object (4 MB at 10^6)
@@ -130,6 +139,30 @@ class LensLearner:
             return p
         return (np.float32(1 - PRIOR_WEIGHT) * p + np.float32(PRIOR_WEIGHT) * self.prior).astype(np.float32)
 
+    def graded_scores(self, rows: np.ndarray, grades: np.ndarray) -> np.ndarray:
+        """The MLP path fitted to graded votes: `rows` (voted objects) with targets `grades` in [0, 1]
+        (its cross-entropy takes a 0.6 as readily as a 1), plus the random sample at 0. Weights as in
+        the binary fit: the rows graded >= 0.5 weigh as much as all the others together, each other
+        voted row TOLD_WEIGHT random ones. The known rows count as graded 1. No answers applied."""
+        from threadpoolctl import threadpool_limits
+
+        x = self.inputs()
+        rows = np.concatenate([np.asarray(rows, np.int64), self.known])
+        grades = np.concatenate([np.asarray(grades, np.float32), np.ones(len(self.known), np.float32)])
+        rows, first = np.unique(rows, return_index=True)
+        grades = grades[first]
+        rnd = negative_sample(len(x), NEGATIVES, rows, self.seed)
+        high = grades >= 0.5
+        w = np.where(high, (len(rnd) + TOLD_WEIGHT * (~high).sum()) / max(1, high.sum()), TOLD_WEIGHT)
+        train = np.concatenate([rows, rnd])
+        y = np.concatenate([grades, np.zeros(len(rnd), np.float32)])
+        weight = np.concatenate([w, np.ones(len(rnd))])
+        with ONE_BLAS_THREAD, threadpool_limits(1, user_api="blas"):
+            p = fit_mlp(x[train], y, weight, seed=self.seed).predict(x)
+        if self.prior is None:
+            return p
+        return (np.float32(1 - PRIOR_WEIGHT) * p + np.float32(PRIOR_WEIGHT) * self.prior).astype(np.float32)
+
     def scores(self, voted_lenses: Sequence[int], voted_not_lenses: Sequence[int]) -> np.ndarray:
         """The lens score (N,) from the known lenses plus `voted_lenses` (in vote order) as positives
         and `voted_not_lenses` as weighted negatives, the votes themselves as answers (`with_votes`:
@@ -173,10 +206,20 @@ def interest_learner(embeddings: np.ndarray, list_scores: np.ndarray, *, seed: i
     return LensLearner(embeddings, np.zeros(0, np.int64), seed=seed, features=features, prior=percentile(list_scores))
 
 
-def interest_scores(learner: LensLearner, voted_interesting: Sequence[int], voted_boring: Sequence[int]) -> np.ndarray:
-    """The list re-ordered by the votes: `learner.scores` once something is voted interesting; before
-    that the list's own order (its prior) with the boring ones last."""
-    if len(voted_interesting):
-        return learner.scores(voted_interesting, voted_boring)
-    assert learner.prior is not None
-    return with_votes(learner.prior, [], np.asarray(voted_boring, np.int64))
+def interest_scores(learner: LensLearner, graded: Mapping[int, float]) -> np.ndarray:
+    """The list re-ordered by the votes, `graded` mapping each voted row to how interesting it was
+    called, in [0, 1] (interesting 1, boring 0, a 0-5 relevance r as r / 5). Before anything is called
+    interesting (>= 0.5): the list's own order (its prior) with the votes as answers. Then the MLP
+    fitted to the grades (`LensLearner.graded_scores`; a version without profiles: the linear learner
+    with >= 0.5 as positives), the grades as answers."""
+    rows = np.array(sorted(graded), dtype=np.int64)
+    y = np.array([graded[int(r)] for r in rows], dtype=np.float32)
+    if not (y >= 0.5).any():
+        assert learner.prior is not None
+        out = np.array(learner.prior, dtype=np.float32, copy=True)
+    elif learner.features is not None:
+        out = learner.graded_scores(rows, y)
+    else:
+        out = learner.scores(rows[y >= 0.5].tolist(), rows[y < 0.5].tolist())
+    out[rows] = y
+    return out

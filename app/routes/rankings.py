@@ -139,8 +139,11 @@ class Learned:
     key: tuple[Any, ...]  # what it was learned from: (last vote id, hash of the votes)
 
 
-LEARNS_FROM: dict[str, tuple[str, str]] = {"lens": ("lens", "not_lens"), "anomaly": ("interesting", "boring"),
-                                            "combined": ("interesting", "boring")}
+LEARNS_FROM: dict[str, tuple[str, ...]] = {"lens": ("lens", "not_lens"),
+                                            "anomaly": ("interesting", "boring", "relevance"),
+                                            "combined": ("interesting", "boring", "relevance"),
+                                            "artifact": ("interesting", "boring", "relevance")}
+GRADE = {"interesting": 1.0, "boring": 0.0}  # and a relevance vote's score / 5
 
 
 def learn_from_votes(store: IndexedSurvey, votes: VotesStore, until_vote: int | None, kind: Kind = "lens") -> Learned:
@@ -148,23 +151,24 @@ def learn_from_votes(store: IndexedSurvey, votes: VotesStore, until_vote: int | 
     built once per (version, votes) and kept among the version's recent ones: paging and reloading cost
     nothing, and a ranking named by its last vote is the same after more votes arrive (rebuilt, if it
     has been dropped, from the same votes)."""
-    yes, no = LEARNS_FROM[kind]
-    cast = votes.labelled((yes, no), until_vote)
+    cast = votes.labelled(LEARNS_FROM[kind], until_vote)
     until = until_vote if until_vote is not None else (cast[-1][0] if cast else 0)
     # keyed by the votes themselves too: a vote deleted since (DELETE /votes) is a different ranking
     key = (until, hash(tuple(cast)))
 
     def build() -> Learned:
-        latest: dict[str, str] = {}
-        for _, oid, label in cast:  # a later vote on the same object wins
-            latest[oid] = label
+        latest: dict[str, tuple[str, int | None]] = {}
+        for _, oid, label, score in cast:  # a later vote on the same object wins
+            latest[oid] = (label, score)
         rows = {oid: store.row_of(oid) for oid in latest if store.has_object(oid)}
-        pos = [r for oid, r in rows.items() if latest[oid] == yes]  # in the order first voted on
-        neg = [r for oid, r in rows.items() if latest[oid] == no]
         if kind == "lens":
+            pos = [r for oid, r in rows.items() if latest[oid][0] == "lens"]  # in the order first voted on
+            neg = [r for oid, r in rows.items() if latest[oid][0] == "not_lens"]
             # NaN everywhere with nothing to learn from (no known lens, no lens vote): an empty list with a note
             return Learned(learner(store).scores(pos, neg), until, len(rows), key)
-        return Learned(interest_scores(interest_learner(store, kind), pos, neg), until, len(rows), key)
+        graded = {r: GRADE[latest[oid][0]] if latest[oid][0] in GRADE else (latest[oid][1] or 0) / 5.0
+                  for oid, r in rows.items()}
+        return Learned(interest_scores(interest_learner(store, kind), graded), until, len(rows), key)
 
     return recent(store).get((f"learned-{kind}", *key), build)
 
@@ -218,9 +222,10 @@ def ranking(store: IndexedSurvey, kind: Kind, limit: int, offset: int, include_k
                      f"{learned.until}) and the {int(store.known_lens.sum())} known lenses; objects voted lens "
                      "score 1, those voted not_lens 0")
     elif learned is not None:
-        described = (f"{kind} ranking re-ordered by {learned.n_votes} interesting / boring votes (up to vote "
-                     f"{learned.until}): 0.7 x a classifier of what was voted interesting + 0.3 x the ranking's "
-                     "own score as a percentile; objects voted interesting score 1, those voted boring 0")
+        described = (f"{kind} ranking re-ordered by {learned.n_votes} interesting / boring / relevance votes (up "
+                     f"to vote {learned.until}): 0.7 x a model of what was called interesting + 0.3 x the "
+                     "ranking's own score as a percentile; objects voted interesting score 1, boring 0, a "
+                     "relevance of r out of 5 r / 5")
     return RankingResponse(version=store.version, ranking=kind, description=described, total=int(total),
                            limit=limit, offset=offset, note=note, known_left_out=left_out,
                            learned_from_votes=learned.n_votes if learned else None,
@@ -259,7 +264,7 @@ def learned_and_voted(store: IndexedSurvey, votes: VotesStore, kind: Kind, learn
     learned = learn_from_votes(store, votes, until_vote, kind) if learn or until_vote is not None else None
     voted = None
     if hide_voted:
-        oids = {oid for _, oid, _ in votes.labelled(LEARNS_FROM[kind], until_vote)}
+        oids = {oid for _, oid, _, _ in votes.labelled(LEARNS_FROM[kind], until_vote)}
         voted = np.array(sorted(store.row_of(o) for o in oids if store.has_object(o)), dtype=np.int64)
     return learned, voted
 
@@ -278,13 +283,16 @@ def anomalies(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limi
 
 @router.get("/rankings/artifacts", response_model=RankingResponse,
             responses={**ERRORS, **list_responses("the stamps most likely to hold broken pixels, highest score first")})
-def artifacts(store: IndexDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
-              fmt: FormatQuery = "json") -> Any:
+def artifacts(store: IndexDep, votes: VotesDep, filters: FiltersDep, limit: Limit = 50, offset: Offset = 0,
+              fmt: FormatQuery = "json", learn: LearnQuery = False, until_vote: UntilQuery = None,
+              hide_voted: HideQuery = False) -> Any:
     """The stamps most likely to hold broken pixels: cosmic rays, dead or hot columns, saturation,
     satellite trails, ghosts. The score is the largest robust z-score of five pixel detectors, each
     record's `quality_flag` names the one that fired. Versions built before the detectors have none
-    and answer an empty list with a note."""
-    return respond(store, ranking(store, "artifact", limit, offset, filters=filters), fmt, "artifacts")
+    and answer an empty list with a note. With learn=true, re-ordered by the interesting / boring /
+    relevance votes (e.g. the kinds of artifact worth masking first)."""
+    learned, voted = learned_and_voted(store, votes, "artifact", learn, until_vote, hide_voted)
+    return respond(store, ranking(store, "artifact", limit, offset, False, learned, voted, filters), fmt, "artifacts")
 
 
 @router.get("/rankings/combined", response_model=RankingResponse,

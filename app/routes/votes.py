@@ -14,9 +14,9 @@ from fastapi import Path as PathParam
 
 from ..deps import Credentials, IndexDep, SettingsDep, check_bearer
 from ..errors import ApiError
-from ..formats import FormatQuery, columns_of, list_responses, table_response
+from ..formats import DESCRIPTIONS, FormatQuery, columns_of, list_responses, table_response
 from ..schemas import ERRORS, ErrorBody
-from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, VoteIn, VoteLabel, VoteList, VoteOut
+from ..schemas_ops import MAX_LIMIT, MAX_OFFSET, AnyVoteIn, VoteLabel, VoteList, VoteOut
 from ..settings import ServiceSettings
 from ..votes_store import VotesStore
 
@@ -61,11 +61,13 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/votes", status_code=201, response_model=VoteOut, dependencies=[Depends(may_write)], responses={
     **ERRORS, **WRITE_ERRORS,
     400: {"model": ErrorBody, "description": "the body is not decodable (e.g. invalid UTF-8)"}})
-def cast_vote(vote: VoteIn, store: IndexDep, votes: VotesDep) -> VoteOut:
-    """Record a vote on an object: `lens`, `not_lens`, `interesting` or `boring`. The answer comes once the vote is on
-    disk (SQLite WAL, fsynced), with the time and the index version being served."""
+def cast_vote(vote: AnyVoteIn, store: IndexDep, votes: VotesDep) -> VoteOut:
+    """Record a vote on an object: `lens`, `not_lens`, `interesting`, `boring`, or `relevance` with a `score`
+    from 0 to 5 (Astronomaly's scale). The answer comes once the vote is on disk (SQLite WAL, fsynced),
+    with the time and the index version being served."""
     store.row_of(vote.object_id)  # unknown object -> 404
-    saved = votes.add(vote.object_id, vote.label, vote.voter, vote.note, store.version, store.weights_sha256)
+    saved = votes.add(vote.object_id, vote.label, vote.voter, vote.note, store.version, store.weights_sha256,
+                      getattr(vote, "score", None))
     return VoteOut(**saved.as_dict())
 
 
@@ -88,7 +90,8 @@ def list_votes(
         return body
     rows = [v.as_dict() for v in page]
     return table_response(fmt, rows, columns_of(rows, default=list(VoteOut.model_fields)), name="votes",
-                          total=total, kinds={"id": "int"}, description="skysift votes",
+                          total=total, kinds={"id": "int", "score": "int"}, description="skysift votes",
+                          descriptions={**DESCRIPTIONS, "score": "0-5 relevance of a relevance vote (empty otherwise)"},
                           infos={"limit": limit, "offset": offset})
 
 

@@ -439,6 +439,22 @@ def test_interesting_and_boring_votes_retrain_the_unusual_objects_tab_live(page:
     order = [i["object_id"] for i in page.request.get(api).json()["items"]]
     assert card_ids(page, "#panel-anomalies .grid .card") == order[:24] and disliked not in order[:24]
 
+    # a 0-5 relevance from the detail panel (Astronomaly's scale) teaches the tab too
+    rated = next(i for i in order[30:] if i not in voted)
+    page.goto(f"/?q={rated}&k=12")
+    expect(page.locator(CARDS)).to_have_count(12)
+    page.locator(CARDS).first.click()  # the object searched for
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#detail-title")).to_have_text(rated)
+    dialog.get_by_label("Relevance").select_option("4")
+    dialog.get_by_role("button", name="Rate").click()
+    expect(dialog.locator(".relevance-mine")).to_have_text("you rated it 4")
+    saved = page.request.get(f"{live_server}/api/v1/votes?object_id={rated}&label=relevance").json()["items"]
+    assert [v["score"] for v in saved] == [4]
+    body = page.request.get(api).json()
+    assert body["learned_from_votes"] == n + 3
+    assert {i["object_id"]: i["score"] for i in body["items"]}[rated] == pytest.approx(0.8)
+
 
 def test_votes_on_lens_candidates_retrain_the_tab_live_and_the_filters_filter_it(page: Page, live_server: str,
                                                                                   store: IndexedSurvey) -> None:

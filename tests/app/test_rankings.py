@@ -286,7 +286,7 @@ def test_learned_rankings_are_kept_only_while_recent() -> None:
     assert len(r) == 3
 
 
-@pytest.mark.parametrize("route", ["anomalies", "combined"])
+@pytest.mark.parametrize("route", ["anomalies", "combined", "artifacts"])
 def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: Path, store: IndexedSurvey,
                                                                 tmp_path: Path, route: str) -> None:
     settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
@@ -316,7 +316,7 @@ def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: 
 
         learned = ranked(learn="true")
         assert learned["learned_from_votes"] == 12 and learned["until_vote"] == 12
-        assert "re-ordered by 12 interesting / boring votes" in learned["description"]
+        assert "re-ordered by 12 interesting / boring / relevance votes" in learned["description"]
         score = {i["object_id"]: i["score"] for i in learned["items"]}
         assert all(score[o] == 1.0 for o in like) and all(score[o] == 0.0 for o in dislike)
         voted = set(like) | set(dislike)
@@ -338,3 +338,40 @@ def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: 
         assert again["items"] == learned["items"]
         r = c.get(f"/api/v1/rankings/{route}", params={"learn": "sometimes"})
         assert r.status_code == 422 and "learn" in r.text
+
+
+def test_relevance_scores_grade_the_anomaly_list(tiny_artifacts: Path, store: IndexedSurvey, tmp_path: Path) -> None:
+    """0-5 relevance votes (Astronomaly's scale) teach the anomaly list like interesting / boring, graded:
+    a relevance of r scores r / 5 in the learned list; objects like the 5s rise, like the 0s sink."""
+    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+    classes = np.asarray(store.catalog["class"]).astype(str)
+    with TestClient(create_app(settings)) as c:
+        def ranked(**params):
+            r = c.get("/api/v1/rankings/anomalies", params={"limit": 500, **params})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        built = ranked()
+        order = [i["object_id"] for i in built["items"]]
+        cls = {oid: classes[store.row_of(oid)] for oid in order}
+        fives = [o for o in reversed(order) if cls[o] == "spiral"][:6]
+        zeros = [o for o in order if cls[o] == "elliptical"][:6]
+        middling = next(o for o in order if cls[o] == "irregular")
+        for oid, score in [*((o, 5) for o in fives), *((o, 0) for o in zeros), (middling, 2)]:
+            r = c.post("/api/v1/votes", json={"object_id": oid, "label": "relevance", "score": score})
+            assert r.status_code == 201, r.text
+        learned = ranked(learn="true")
+        assert learned["learned_from_votes"] == 13
+        score = {i["object_id"]: i["score"] for i in learned["items"]}
+        assert all(score[o] == 1.0 for o in fives) and all(score[o] == 0.0 for o in zeros)
+        assert score[middling] == pytest.approx(0.4)
+        voted = {*fives, *zeros, middling}
+
+        def mean_rank(body, kind):
+            rest = [i["object_id"] for i in body["items"] if i["object_id"] not in voted]
+            return np.mean([r for r, o in enumerate(rest) if cls[o] == kind])
+
+        assert mean_rank(learned, "spiral") < mean_rank(built, "spiral")
+        assert mean_rank(learned, "elliptical") > mean_rank(built, "elliptical")
+        hidden = ranked(learn="true", hide_voted="true")
+        assert hidden["hidden_voted"] == 13

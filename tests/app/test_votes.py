@@ -91,6 +91,11 @@ def test_unknown_object_is_404_and_nothing_is_stored(client: TestClient) -> None
     {"object_id": "sim-0000001", "label": "lens", "voter": ""},
     {"object_id": "sim-0000001", "label": "lens", "weight": 3},
     {"object_id": "sim-0000001", "label": "lens", "note": "x" * 2001},
+    {"object_id": "sim-0000001", "label": "relevance"},  # a relevance vote needs its score
+    {"object_id": "sim-0000001", "label": "relevance", "score": 6},
+    {"object_id": "sim-0000001", "label": "relevance", "score": -1},
+    {"object_id": "sim-0000001", "label": "relevance", "score": 2.5},
+    {"object_id": "sim-0000001", "label": "lens", "score": 3},  # and only it has one
 ])
 def test_bad_votes_are_422_naming_the_field(client: TestClient, body: dict) -> None:
     r = client.post("/api/v1/votes", json=body)
@@ -258,3 +263,47 @@ def test_rate_limiter_window_and_bounded_client_table() -> None:
     for i in range(10):
         lim.retry_after(f"c{i}", now=11.0)
     assert len(lim._seen) == 3 and "a" not in lim._seen
+
+
+def test_a_relevance_vote_keeps_its_0_to_5_score(client: TestClient) -> None:
+    r = client.post("/api/v1/votes", json={"object_id": "sim-0000003", "label": "relevance", "score": 4})
+    assert r.status_code == 201, r.text
+    assert r.json()["label"] == "relevance" and r.json()["score"] == 4
+    assert client.post("/api/v1/votes", json={"object_id": "sim-0000003", "label": "lens"}).json()["score"] is None
+    listed = client.get("/api/v1/votes", params={"label": "relevance"}).json()
+    assert listed["total"] == 1 and listed["items"][0]["score"] == 4
+
+
+V1_SCHEMA = """
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, object_id TEXT NOT NULL,
+    label TEXT NOT NULL CHECK (label IN ('lens', 'not_lens', 'interesting', 'boring')),
+    voter TEXT NOT NULL, note TEXT, created TEXT NOT NULL, version TEXT NOT NULL, weights_sha256 TEXT NOT NULL);
+CREATE INDEX votes_object ON votes (object_id);
+CREATE INDEX votes_label ON votes (label);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_votes_file_is_migrated_keeping_every_vote(votes_db: Path) -> None:
+    """A votes file written before relevance votes (schema 1: its CHECK knows four labels) is moved to
+    schema 2 on open, in one transaction: the votes and their ids are kept, and relevance votes fit."""
+    with sqlite3.connect(votes_db) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.executemany("INSERT INTO votes (object_id, label, voter, note, created, version, weights_sha256) "
+                         "VALUES (?, ?, 'ada', NULL, '2026-11-23T00:00:00+00:00', 'v1', 'w')",
+                         [("a", "lens"), ("b", "boring"), ("c", "interesting")])
+        conn.execute("DELETE FROM votes WHERE object_id = 'a'")  # a gap in the ids must survive
+    store = VotesStore(votes_db)
+    total, votes = store.list(limit=10)
+    assert total == 2 and [(v.id, v.object_id, v.label, v.score) for v in votes] == [(2, "b", "boring", None),
+                                                                                       (3, "c", "interesting", None)]
+    added = store.add("d", "relevance", "ada", None, "v2", "w", score=5)
+    assert added.id == 4 and store.labelled(("relevance",)) == [(4, "d", "relevance", 5)]
+    with sqlite3.connect(votes_db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        with pytest.raises(sqlite3.IntegrityError):  # the file itself refuses a relevance vote without a score
+            conn.execute("INSERT INTO votes (object_id, label, voter, created, version, weights_sha256) "
+                         "VALUES ('e', 'relevance', 'ada', 't', 'v', 'w')")
+    VotesStore(votes_db)  # opening again migrates nothing and loses nothing
+    assert VotesStore(votes_db).list(limit=10)[0] == 3

@@ -69,7 +69,8 @@ export class Panel {
     const votesBox = this.el.querySelector("#detail-votes");
     if (votesBox.dataset.for !== id) {
       // a map point opens this panel: its "More like this" / "Less like this" pick the point for the selection
-      votesBox.replaceChildren(this.votes.buttons(id), ...(this.selection ? [this.selection.buttons(id)] : []));
+      votesBox.replaceChildren(this.votes.buttons(id), this.votes.relevance(id),
+        ...(this.selection ? [this.selection.buttons(id)] : []));
       votesBox.dataset.for = id;
       this.votes.load([id]);
     }

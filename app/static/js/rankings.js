@@ -11,8 +11,8 @@ import { downloadLinks, filterText } from "./lists.js";
 // What each tab that can learn from the votes learns from, and how its toggle says so.
 const LEARNS = {
   lenses: { labels: ["lens", "not_lens"], text: "objects voted “Lens” teach the score, “Not a lens” corrects it" },
-  anomalies: { labels: ["interesting", "boring"],
-    text: "objects voted “Interesting” pull their look-alikes up, “Boring” pushes theirs down" },
+  anomalies: { labels: ["interesting", "boring", "relevance"],
+    text: "objects voted “Interesting” or rated 4-5 pull their look-alikes up, “Boring” or 0-1 push theirs down" },
 };
 
 export class Ranking {

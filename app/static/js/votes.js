@@ -1,4 +1,4 @@
-// Votes: lens / not a lens and interesting / boring, POSTed to /api/v1/votes and read back with
+// Votes: lens / not a lens, interesting / boring and a 0-5 relevance, POSTed to /api/v1/votes and read back with
 // GET /api/v1/votes?object_id=…, so a vote shows as marked after a reload too.
 //
 // The service keeps every vote (a re-ranking step reads them all); the page shows, per object,
@@ -7,7 +7,8 @@
 import { getJSON, postJSON } from "./api.js";
 
 export const PAIRS = [["lens", "not_lens"], ["interesting", "boring"]];
-export const LABELS = { lens: "Lens", not_lens: "Not a lens", interesting: "Interesting", boring: "Boring" };
+export const LABELS = { lens: "Lens", not_lens: "Not a lens", interesting: "Interesting", boring: "Boring",
+  relevance: "Relevance" };
 
 export class Votes {
   constructor(voterInput, onError) {
@@ -52,10 +53,10 @@ export class Votes {
     return { counts, mine };
   }
 
-  async cast(id, label, group) {
+  async cast(id, label, group, extra = {}) {
     group?.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     try {
-      const saved = await postJSON("/api/v1/votes", { object_id: id, label, voter: this.voter });
+      const saved = await postJSON("/api/v1/votes", { object_id: id, label, voter: this.voter, ...extra });
       this.items.set(id, [...(this.items.get(id) || []), saved]);
       for (const fn of this.listeners) fn(id, label);
     } catch (err) {
@@ -88,6 +89,22 @@ export class Votes {
     }
     this.paint(group);
     return group;
+  }
+
+  /** A 0-5 relevance rating for one object (Astronomaly's scale): a choice and a button that casts it. */
+  relevance(id) {
+    const box = document.createElement("div");
+    box.className = "relevance";
+    box.innerHTML = `<label>Relevance <select class="relevance-score">${[0, 1, 2, 3, 4, 5].map((n) =>
+      `<option value="${n}"${n === 3 ? " selected" : ""}>${n}</option>`).join("")}</select> of 5</label>
+      <button type="button" class="relevance-cast">Rate</button> <span class="relevance-mine muted"></span>`;
+    box.querySelector(".relevance-cast").addEventListener("click", async () => {
+      const score = Number(box.querySelector(".relevance-score").value);
+      await this.cast(id, "relevance", box, { score });
+      const mine = (this.items.get(id) || []).filter((v) => v.label === "relevance" && v.voter === this.voter).pop();
+      box.querySelector(".relevance-mine").textContent = mine ? `you rated it ${mine.score}` : "";
+    });
+    return box;
   }
 
   paint(group) {
