@@ -86,17 +86,18 @@ class LensLearner:
 
     embeddings (N, D) float16 or float32; known_rows: the version's known lenses (the build's seeds);
     features (N, F): the version's radial profiles, or None for the linear path; prior (N,): the score
-    the version was built with (the MLP path blends it in; None or NaN: not blended).
+    the version was built with (the MLP path blends it in; None or NaN: not blended); inputs: the
+    MLP's inputs already computed (learners of one version share them: 350 MB at 10^6).
     Safe to share between threads: the kept pieces are guarded by a lock and built outside it.
     """
 
     def __init__(self, embeddings: np.ndarray, known_rows: np.ndarray, *, seed: int = 0,
                  keep_prefixes: int = KEEP_PREFIXES, features: np.ndarray | None = None,
-                 prior: np.ndarray | None = None) -> None:
+                 prior: np.ndarray | None = None, inputs: np.ndarray | None = None) -> None:
         self.embeddings = embeddings
         self.features = features
         self.prior = prior if prior is not None and len(prior) and bool(np.isfinite(prior).all()) else None
-        self._inputs: np.ndarray | None = None
+        self._inputs = inputs  # `learner_inputs` of these embeddings and features, when the caller has them
         self.known = np.unique(np.asarray(known_rows, dtype=np.int64))
         self.seed = seed
         self.keep_prefixes = keep_prefixes
@@ -198,12 +199,13 @@ class LensLearner:
 
 
 def interest_learner(embeddings: np.ndarray, list_scores: np.ndarray, *, seed: int = 0,
-                     features: np.ndarray | None = None) -> LensLearner:
+                     features: np.ndarray | None = None, inputs: np.ndarray | None = None) -> LensLearner:
     """The learner of "interesting" for a built ranking (anomalies, combined): the lens learner's model
     with no known positives and the ranking's own score, as a percentile, blended in as the prior, so
     that with few votes the list stays what it was, re-ordered towards what was called interesting
     (Lochner & Bassett 2021's loop, on skysift's features)."""
-    return LensLearner(embeddings, np.zeros(0, np.int64), seed=seed, features=features, prior=percentile(list_scores))
+    return LensLearner(embeddings, np.zeros(0, np.int64), seed=seed, features=features, prior=percentile(list_scores),
+                       inputs=inputs)
 
 
 def interest_scores(learner: LensLearner, graded: Mapping[int, float]) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from indexer.lens_learning import LensLearner, interest_scores
+from indexer.lens_learning import LensLearner, interest_scores, learner_inputs
 from indexer.lens_learning import interest_learner as make_interest_learner
 from indexer.scores import top_rows
 from indexer.store import Filters, IndexedSurvey
@@ -100,30 +100,48 @@ def recent(store: IndexedSurvey) -> Recent:
     return store.derived(("recent-learned",), lambda: Recent(RECENT_LEARNED))
 
 
+def learner_embeddings(store: IndexedSurvey) -> np.ndarray:
+    """The embeddings the version's learners read: a float32 copy (below DENSE_MAX_BYTES) for the
+    linear path of a version without profiles, which passes over them per vote; otherwise the map."""
+    emb = store.embeddings
+    if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
+        return store.derived(("float32-embeddings",), lambda: np.asarray(emb, dtype=np.float32))
+    return emb
+
+
+def shared_inputs(store: IndexedSurvey) -> np.ndarray | None:
+    """The MLP's inputs, computed once per version for all its learners (None without profiles)."""
+    features = store.lens_features
+    if features is None:
+        return None
+    return store.derived(("learner-inputs",), lambda: learner_inputs(store.embeddings, features, seed_of(store)))
+
+
+def seed_of(store: IndexedSurvey) -> int:
+    return int(store.info.settings.get("seed", 0))
+
+
 def learner(store: IndexedSurvey) -> LensLearner:
     """The version's lens learner: what it keeps between votes (the MLP's inputs; for a version without
     profiles, a float32 copy of the embeddings below DENSE_MAX_BYTES and the similarities) lives with
     the version and goes with it."""
+    # the shared pieces first: store.derived builds under one lock, so a build must not call it again
+    emb, inputs = learner_embeddings(store), shared_inputs(store)
+
     def build() -> LensLearner:
-        emb = store.embeddings
-        # the linear path (a version without profiles) makes passes over the embeddings per vote; the MLP
-        # path reads them once, for its inputs
-        if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
-            emb = np.asarray(emb, dtype=np.float32)
-        return LensLearner(emb, np.nonzero(store.known_lens)[0], seed=int(store.info.settings.get("seed", 0)),
-                           features=store.lens_features, prior=store.lens)
+        return LensLearner(emb, np.nonzero(store.known_lens)[0], seed=seed_of(store),
+                           features=store.lens_features, prior=store.lens, inputs=inputs)
 
     return store.derived(("lens-learner",), build)
 
 
 def interest_learner(store: IndexedSurvey, kind: Kind) -> LensLearner:
     """The version's learner of "interesting" for the `kind` list (`indexer.lens_learning.interest_learner`)."""
+    emb, inputs = learner_embeddings(store), shared_inputs(store)  # outside the build, as in `learner`
+
     def build() -> LensLearner:
-        emb = store.embeddings
-        if store.lens_features is None and emb.dtype != np.float32 and emb.size * 4 <= DENSE_MAX_BYTES:
-            emb = np.asarray(emb, dtype=np.float32)
-        return make_interest_learner(emb, scores_of(store, kind), seed=int(store.info.settings.get("seed", 0)),
-                                     features=store.lens_features)
+        return make_interest_learner(emb, scores_of(store, kind), seed=seed_of(store),
+                                     features=store.lens_features, inputs=inputs)
 
     return store.derived(("interest-learner", kind), build)
 
