@@ -287,9 +287,11 @@ def test_learned_rankings_are_kept_only_while_recent() -> None:
 
 
 @pytest.mark.parametrize("route", ["anomalies", "combined", "artifacts"])
-def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: Path, store: IndexedSurvey,
-                                                                tmp_path: Path, route: str) -> None:
-    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+def test_interesting_and_boring_votes_reorder_the_anomaly_lists(published_tiny: Path, tmp_path: Path,
+                                                                route: str) -> None:
+    """On one engine: learning from votes reads the version's files, not the vector engine."""
+    store = IndexedSurvey.open_current(published_tiny)
+    settings = ServiceSettings(artifacts=published_tiny, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
     classes = np.asarray(store.catalog["class"]).astype(str)
     with TestClient(create_app(settings)) as c:
         def ranked(**params):
@@ -340,10 +342,11 @@ def test_interesting_and_boring_votes_reorder_the_anomaly_lists(tiny_artifacts: 
         assert r.status_code == 422 and "learn" in r.text
 
 
-def test_relevance_scores_grade_the_anomaly_list(tiny_artifacts: Path, store: IndexedSurvey, tmp_path: Path) -> None:
+def test_relevance_scores_grade_the_anomaly_list(published_tiny: Path, tmp_path: Path) -> None:
     """0-5 relevance votes (Astronomaly's scale) teach the anomaly list like interesting / boring, graded:
     a relevance of r scores r / 5 in the learned list; objects like the 5s rise, like the 0s sink."""
-    settings = ServiceSettings(artifacts=tiny_artifacts, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
+    store = IndexedSurvey.open_current(published_tiny)
+    settings = ServiceSettings(artifacts=published_tiny, votes_db=tmp_path / "votes.sqlite", watch_interval_s=0)
     classes = np.asarray(store.catalog["class"]).astype(str)
     with TestClient(create_app(settings)) as c:
         def ranked(**params):
