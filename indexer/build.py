@@ -39,6 +39,7 @@ from .profiles import survey_profiles
 from .projection import project_2d, resolve_method
 from .quality import FEATURES as QUALITY_FEATURES
 from .quality import QUALITY_DESCRIPTION, quality_score, robust_z, survey_quality
+from .quality import REVISION as QUALITY_REVISION
 from .scores import anomaly_scores, lens_scores
 from .searchers import ONDISK_DIR, FaissSearcher, Searcher, open_index
 from .settings import IndexSettings
@@ -99,18 +100,20 @@ def build_key(s: IndexSettings, job: Path) -> str:
     ident: dict[str, Any] = {k: v for k, v in s.model_dump(mode="json").items() if k not in NOT_IN_BUILD_KEY}
     ident["plan_key"] = read_plan(job).get("key")
     ident["lens_labels_sha256"] = sha256_file(Path(s.lens_labels)) if s.lens_labels else None
+    ident["quality_revision"] = QUALITY_REVISION
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
 def job_quality(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> dict[str, np.ndarray]:
     """The pixel data-quality detectors (indexer.quality) for the job's plan, computed once: kept in the
-    job folder under the plan's key (written atomically), so a rebuild after a crash or of another index
-    type reads them back, and re-ingested pixels (a new plan) are measured again."""
+    job folder under the plan's key and the detectors' revision (written atomically), so a rebuild after
+    a crash or of another index type reads them back, and re-ingested pixels (a new plan) or changed
+    detectors are measured again."""
     def measure() -> dict[str, np.ndarray]:
         log(f"data-quality detectors on {len(survey)} stamps")
         return survey_quality(survey)
 
-    return _kept_in_job(job, "quality", QUALITY_FEATURES, len(survey), measure)
+    return _kept_in_job(job, f"quality-r{QUALITY_REVISION}", QUALITY_FEATURES, len(survey), measure)
 
 
 def job_profiles(job: Path, survey: NativeSurvey, log: Callable[[str], None]) -> np.ndarray:

@@ -18,12 +18,14 @@ ingest records, or one measured on the stamp's border), so they mean the same at
   line within 8 px of the centre, where an edge-on target galaxy lies along its major axis, counts
   only by the weaker of its two end fifths: a trail runs edge to edge, a galaxy fades out first.
 - ``haze``: a large, faint, smooth excess away from the centre (ghosts, scattered light), in every
-  band: each band box-smoothed over 9 x 9 px with the sources masked (band-summed 5 x 5 mean above 2
-  sigma, grown by 5 px: a galaxy's faint wings look like haze too), and the faintest band's excess
-  taken (x sqrt(C), the band sum's scale). A reflection or scattered light of a star shows in every
-  band; a galaxy's outskirts are usually brighter in some bands than others. On a simulated survey
-  (20,000 objects, seed 12) the faintest band separated ghosts at AUROC 0.929 against 0.918 for the
-  band sum (docs/discovery.md).
+  band, that the stamp rotated by 180 degrees about its centre does not have: each band's difference
+  from its rotation box-smoothed over 9 x 9 px with the bright sources masked (band-summed 5 x 5 mean
+  above 2 sigma, grown by 1 px), and the faintest band's excess taken (x sqrt(C), the band sum's
+  scale). A galaxy is close to point-symmetric about its centre, so the difference cancels its faint
+  outskirts, which otherwise look like haze; a reflection or scattered light off the centre does not
+  cancel. It shows in every band, where a galaxy's light is usually brighter in some bands than
+  others. On four simulated 20,000-object surveys ghosts went from 0.89-0.91 to 0.93-0.94 AUROC in the
+  combined ranking (docs/discovery.md).
 
 ``quality_features`` gives the raw detectors; ``quality_score`` turns each into a robust z-score
 against the survey itself (median and 1.4826 MAD over all objects: artifacts are rare) and keeps,
@@ -47,6 +49,9 @@ QUALITY_DESCRIPTION = ("data quality from the pixels: the largest robust z-score
                        "detectors, sharp (unconvolved hits: cosmic rays), flat (constant rows or columns: dead "
                        "or hot columns), plateau (saturated pixels), streak (lines across the stamp: trails) and "
                        "haze (large faint excess: ghosts, scattered light), in units of each band's noise")
+# The detectors' definition: a job keeps their values under it, so a change here measures them again
+# instead of reusing a job's values from before it (2: haze on the stamp minus its 180-degree rotation)
+REVISION = 2
 STREAK_ANGLES = 36
 PIECES = 5  # a line through the centre is cut in this many equal pieces; its two end pieces count
 CENTRAL_PX = 8  # lines this close to the stamp centre (px) may be the target galaxy's own major axis
@@ -142,15 +147,31 @@ def quality_features(images: np.ndarray, noise: np.ndarray, background: np.ndarr
         line_z = torch.where(central, ends, whole)[:, long_line]
         out["streak"][lo:lo + m] = line_z.reshape(m, -1).amax(dim=1).numpy()
 
-        s = z.sum(dim=1) / math.sqrt(c)  # (m, H, W) band-summed, still unit noise
-        source = F.max_pool2d((F.avg_pool2d(s[:, None], 5, 1, 2) > 2.0).float(), 11, 1, 5)[:, 0] > 0
-        keep = (~source & outer).float()
-        num = F.avg_pool2d((z * keep[:, None]).reshape(m * c, 1, h, w), 9, 1, 4).reshape(m, c, h, w)
-        den = F.avg_pool2d(keep[:, None], 9, 1, 4)[:, 0]
-        # per band: mean x sqrt(n), unit noise; the faintest band's, x sqrt(C) to the band sum's scale
-        smooth = (num / den.clamp_min(1e-6)[:, None]).amin(dim=1) * (den * 81 * c).clamp_min(0).sqrt()
-        out["haze"][lo:lo + m] = torch.where(den > 0.5, smooth, torch.zeros_like(smooth)).amax(dim=(1, 2)).numpy()
+        out["haze"][lo:lo + m] = _haze(z, outer).numpy()
     return out
+
+
+def _haze(z: torch.Tensor, outer: torch.Tensor) -> torch.Tensor:
+    """The haze detector of (M, C, H, W) stamps in noise units -> (M,): the largest faint excess, in
+    every band, of the stamp over its own 180-degree rotation about the centre.
+
+    A galaxy is close to point-symmetric about its centre, so the difference cancels its outskirts (a
+    spiral's disc, an edge-on's wings), which on the stamp itself outranked the faintest ghosts; a
+    reflection or scattered light off the centre does not cancel. With the galaxy gone, the source
+    mask (band-summed 5 x 5 mean above 2 sigma, in either the stamp or its rotation) grows by 1 px only.
+    On four simulated 20,000-object surveys this lifted ghosts in the combined ranking from
+    0.89-0.91 to ~0.94 (docs/discovery.md)."""
+    m, c, h, w = z.shape
+    s = z.sum(dim=1) / math.sqrt(c)  # (m, H, W) band-summed, still unit noise
+    source = F.max_pool2d((F.avg_pool2d(s[:, None], 5, 1, 2) > 2.0).float(), 3, 1, 1)[:, 0] > 0
+    keep = (~source & outer).float()
+    keep = keep * keep.flip(-1, -2)
+    asym = (z - z.flip(-1, -2)) / math.sqrt(2.0)  # still unit noise
+    num = F.avg_pool2d((asym * keep[:, None]).reshape(m * c, 1, h, w), 9, 1, 4).reshape(m, c, h, w)
+    den = F.avg_pool2d(keep[:, None], 9, 1, 4)[:, 0]
+    # per band: mean x sqrt(n), unit noise; the faintest band's, x sqrt(C) to the band sum's scale
+    smooth = (num / den.clamp_min(1e-6)[:, None]).amin(dim=1) * (den * 81 * c).clamp_min(0).sqrt()
+    return torch.where(den > 0.5, smooth, torch.zeros_like(smooth)).amax(dim=(1, 2))
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:

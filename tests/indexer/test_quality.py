@@ -83,3 +83,21 @@ def test_robust_z_is_zero_at_the_median_and_survives_a_constant() -> None:
     z = robust_z(v)
     assert z[2] == 0 and z[-1] > 50
     assert np.all(robust_z(np.ones(5)) == 0)
+
+
+def test_haze_ignores_a_galaxys_symmetric_outskirts_and_finds_an_off_centre_ring() -> None:
+    """A large disc (exponential, 5 px scale length, 60 sigma at the centre) spreads faint light beyond
+    its source mask (below ~1 sigma a pixel from ~20 px out), but the same on both sides of its centre:
+    haze reads it like empty sky. A faint ring off the centre (0.7 sigma a pixel, like a ghost) stands
+    above both."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    disc = np.exp(-np.hypot(x, y * 1.3) / 5.0) * 60 * SIGMA
+    ring_r = np.hypot(x - 18, y + 18)
+    ring = ((ring_r > 5) & (ring_r < 11)) * 0.7 * SIGMA
+    sky = rng.normal(0, SIGMA, (3, 20, BANDS, SIZE, SIZE)).astype(np.float32)
+    haze = [quality_features(sky[i] + extra, np.full(BANDS, SIGMA))["haze"]
+            for i, extra in enumerate((0.0, disc, disc + ring))]
+    empty, galaxy, ghost = (np.median(h) for h in haze)
+    assert galaxy < empty + 1.0, (empty, galaxy)
+    assert haze[2].min() > max(haze[0].max(), haze[1].max()), haze
