@@ -101,3 +101,29 @@ def test_haze_ignores_a_galaxys_symmetric_outskirts_and_finds_an_off_centre_ring
     empty, galaxy, ghost = (np.median(h) for h in haze)
     assert galaxy < empty + 1.0, (empty, galaxy)
     assert haze[2].min() > max(haze[0].max(), haze[1].max()), haze
+
+
+def test_a_job_keeps_the_detectors_until_their_revision_changes(tmp_path, monkeypatch) -> None:
+    """`skysift index` measures the detectors once per job and plan; a skysift whose detectors changed
+    measures them again instead of serving the old values under the new definition."""
+    import json
+
+    import indexer.build as build
+
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "plan.json").write_text(json.dumps({"key": "0123456789abcdef" * 4}))
+    calls: list[int] = []
+
+    def measure(survey) -> dict[str, np.ndarray]:
+        calls.append(len(survey))
+        return {k: np.full(len(survey), float(len(calls)), np.float32) for k in FEATURES}
+
+    monkeypatch.setattr(build, "survey_quality", measure)
+    survey = list(range(5))  # job_quality reads only len() and hands the survey to the measurer
+    first = build.job_quality(job, survey, lambda _: None)
+    again = build.job_quality(job, survey, lambda _: None)
+    assert calls == [5] and all(np.array_equal(first[k], again[k]) for k in FEATURES)
+    monkeypatch.setattr(build, "QUALITY_REVISION", build.QUALITY_REVISION + 1)
+    changed = build.job_quality(job, survey, lambda _: None)
+    assert calls == [5, 5] and changed["haze"][0] == 2.0
