@@ -1,7 +1,7 @@
 """Schemathesis over the whole OpenAPI schema, in process (ASGI), on the tiny published version.
 
-Each operation is one test per generation mode: up to MAX_EXAMPLES requests with valid inputs
-("positive"), as many with invalid ones ("negative"), and, for operations that name an object,
+Each operation is one test per generation mode: up to MAX_EXAMPLES requests (fewer on the second
+engine) with valid inputs ("positive"), as many with invalid ones ("negative"), and, for operations that name an object,
 valid inputs whose object_id is a real one ("known-ids": random IDs almost never exist, so
 without it the success paths would be barely exercised), and schemathesis's coverage phase
 ("coverage": boundary values, each required part left out, every method a path does not have).
@@ -58,7 +58,10 @@ from schemathesis.specs.openapi.checks import (
 from app.main import create_app
 from app.settings import ServiceSettings
 
-MAX_EXAMPLES = 60  # per operation and generation mode
+MAX_EXAMPLES = 60  # per operation and generation mode, on FAISS
+# On Milvus: the checks judge the API layer, which both engines share; this run shows the operations the
+# engine answers stay within the schema (what they answer is asserted on both engines by the rest of tests/app)
+MAX_EXAMPLES_SECOND_ENGINE = 25
 MIN_TOTAL_REQUESTS = 1000
 
 
@@ -161,7 +164,8 @@ def names_an_object(operation) -> bool:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("mode", ["positive", "negative", "known-ids", "coverage"])
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
-def test_operation_conforms_to_its_schema(api_schema, path: str, method: str, mode: str) -> None:  # type: ignore[no-untyped-def]
+def test_operation_conforms_to_its_schema(api_schema, backend: str, path: str, method: str,  # type: ignore[no-untyped-def]
+                                         mode: str) -> None:
     operation = api_schema[path][method]
     label = f"{method.upper()} {path}"
     if mode == "coverage":
@@ -175,7 +179,9 @@ def test_operation_conforms_to_its_schema(api_schema, path: str, method: str, mo
     else:
         strategy = operation.as_strategy(generation_mode=GenerationMode(mode))
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+    examples = MAX_EXAMPLES if backend == "faiss" else MAX_EXAMPLES_SECOND_ENGINE
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def check(case: schemathesis.Case) -> None:
