@@ -25,9 +25,10 @@ CHROMIUM ?= /usr/bin/chromium
 COMPOSE ?= /usr/bin/docker-compose
 
 # Two pytest-xdist workers (CI has two cores); whole files per worker, so a module's fixtures (a served
-# version per engine, the benchmarks' smoke runs) are built once, not once per worker.
+# version per engine, the benchmarks' smoke runs) are built once, not once per worker. The costliest
+# files go first (tests/conftest.py, HEAVY_FIRST), in that order.
 test: install $(CHROMIUM) $(COMPOSE)
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The explorer's browser tests drive Debian's chromium via pytest-playwright; `playwright install` cannot download here.
 $(CHROMIUM):
