@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 TINY_SEED = 7
+TINY_ALIAS = "skysift_tiny_current"  # its own alias: versions other tests build in the same Milvus move theirs
 
 # The files that cost the most (seconds of test time on the 2-core CPU machine, 2026-12-07, from
 # `pytest --junitxml`), run first. `make test` hands whole files to two xdist workers in this order
@@ -44,7 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"tests/conftest.py HEAVY_FIRST names files that are gone: {missing}")
     rank = {path: i for i, path in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-TINY_ALIAS = "skysift_tiny_current"  # its own alias: versions other tests build in the same Milvus move theirs
 
 
 @pytest.fixture(scope="session")
