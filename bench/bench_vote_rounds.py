@@ -35,6 +35,7 @@ votes from 20 seeds, and at least the best baseline at every round.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,9 +111,46 @@ def run_loop(rank: Ranker, truth: np.ndarray, seeds: np.ndarray, seed_mask: np.n
     return out
 
 
+def plot_curves(results: list[Path], figure: Path) -> None:
+    """The curves of result JSONs this script wrote: one row per JSON (survey), one panel per number of
+    votes a round, the measure (recall@k of the new lenses, or precision@k of the interesting) against
+    the round for every method, the learned ranking in bold. Draws, never runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [json.loads(p.read_text()) for p in results]
+    cols = max(len(d["runs"]) for d in loaded)
+    fig, axes = plt.subplots(len(loaded), cols, figsize=(4.2 * cols, 3.0 * len(loaded)), squeeze=False)
+    for row, d in zip(axes, loaded, strict=True):
+        for ax, (votes, rounds) in zip(row, d["runs"].items(), strict=False):
+            key = "recall" if "recall" in rounds[0] else "precision"
+            for method in rounds[0][key]:
+                learned = method == "learned_from_votes"
+                ax.plot([r["round"] for r in rounds], [r[key][method] for r in rounds], marker="o", ms=3,
+                        lw=2.5 if learned else 1.2, color="black" if learned else None, label=method)
+            ax.set_title(f"{d['name']}: {votes} votes a round", fontsize=8)
+            ax.set_xlabel("round")
+            ax.set_ylabel(d.get("measure", f"{key}@100"))
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        for ax in row[len(d["runs"]):]:
+            ax.axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / (3.0 * len(loaded)), 1, 1))
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--artifacts", type=Path, required=True, help="artifacts root of a published version")
+    ap.add_argument("--artifacts", type=Path, help="artifacts root of a published version (what a run needs)")
+    ap.add_argument("--plot", type=Path, nargs="+", metavar="JSON",
+                    help="only draw the curves of these result JSONs into --figure (no run)")
+    ap.add_argument("--figure", type=Path, help="the PNG --plot writes")
     ap.add_argument("--truth-column", default="class")
     ap.add_argument("--lens-value", default="lens")
     ap.add_argument("--seeds", type=int, default=20)
@@ -130,6 +168,14 @@ def main() -> None:
     ap.add_argument("--interesting", default="merger,lens",
                     help="with --target interesting: the --truth-column values the astronomer finds interesting")
     a = ap.parse_args()
+    if a.plot:
+        if not a.figure:
+            ap.error("--plot draws into --figure PATH.png: give --figure")
+        plot_curves(a.plot, a.figure)
+        print(f"wrote {a.figure}")
+        return
+    if not a.artifacts:
+        ap.error("a run reads a published version: give --artifacts (or --plot JSON... --figure PNG to draw)")
 
     from sklearn.neighbors import LocalOutlierFactor
 

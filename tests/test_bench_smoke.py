@@ -394,3 +394,17 @@ def test_vote_rounds_interesting_side_measures_precision_of_an_anomaly_list(tiny
     # the voted interesting head the list measured
     assert all(r["precision"]["learned_from_votes"] * 20 >= min(20, r["interesting_voted"]["learned_from_votes"])
                for r in rows)
+
+    # --plot draws that JSON's curves (docs/discovery.md's figures): one row per JSON, a panel per vote size
+    figure = tmp_path / "curves.png"
+    plot = subprocess.run([sys.executable, str(BENCH / "bench_vote_rounds.py"), "--plot", str(tmp_path / "out.json"),
+                           str(tmp_path / "out.json"), "--figure", str(figure)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr[-3000:]
+    from PIL import Image
+
+    with Image.open(figure) as im:
+        assert im.format == "PNG" and im.size == (round(4.2 * 110), round(2 * 3.0 * 110))
+    refused = subprocess.run([sys.executable, str(BENCH / "bench_vote_rounds.py"), "--plot",
+                              str(tmp_path / "out.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--figure" in refused.stderr
