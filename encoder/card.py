@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,11 @@ from .preprocess import PreprocessConfig, for_survey
 
 CARD_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
+
+# How `Encoder.embed` turns a cutout into its search vector: the network once ("plain"), or its
+# output averaged over the square's 8 symmetries ("dihedral8": 8 passes, rotation/flip invariant).
+Readout = Literal["plain", "dihedral8"]
+READOUTS: tuple[str, ...] = ("plain", "dihedral8")
 
 
 class ModelCard(BaseModel):
@@ -28,6 +33,8 @@ class ModelCard(BaseModel):
     projection_dim: int
     projection_hidden: int
     preprocess: PreprocessConfig
+    # How pixels become the search vector (encoder.model.Encoder.embed); cards before it: "plain".
+    readout: Readout = "plain"
     training: dict[str, Any] = Field(default_factory=dict)  # resolved TrainSettings + data summary
     produced_by: str = ""  # the exact command that made these weights
     metrics: dict[str, Any] = Field(default_factory=dict)

@@ -21,7 +21,7 @@ M = TypeVar("M", bound=nn.Module)
 
 def build_encoder(card: ModelCard) -> Encoder:
     return Encoder(card.backbone, len(card.bands), card.projection_dim, card.projection_hidden, card.small_input,
-                   card.backbone_kwargs)
+                   card.backbone_kwargs, card.readout)
 
 
 def save_encoder(encoder: Encoder, card: ModelCard, directory: Path) -> ModelCard:

@@ -332,6 +332,8 @@ def make_plan(survey: NativeSurvey, card: ModelCard, shard_size: int, precision:
             "preprocess_sha256": hashlib.sha256(preprocess_json.encode()).hexdigest(),
             "precision": precision, "catalog_sha256": catalog_digest(survey.catalog["object_id"]),
             "survey": files, "fingerprinted_ns": made}
+    if card.readout != "plain":  # absent for "plain", so jobs planned before readouts keep their key
+        plan["readout"] = card.readout
     plan["key"] = plan_key(plan)
     return plan, hashed
 
@@ -363,6 +365,8 @@ def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append("the encoder's weights changed")
     if old.get("preprocess_sha256") != new["preprocess_sha256"]:
         out.append("the encoder's preprocessing changed (its model card, or the units the survey records)")
+    if old.get("readout", "plain") != new.get("readout", "plain"):
+        out.append(f"the encoder's readout changed ({old.get('readout', 'plain')} -> {new.get('readout', 'plain')})")
     for name, what in (("shard_size", "shard size"), ("precision", "precision")):
         if old.get(name) != new[name]:
             out.append(f"{what} changed ({old.get(name)} -> {new[name]})")

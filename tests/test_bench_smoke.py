@@ -192,6 +192,16 @@ def check_upload_bombs(res: dict[str, Any]) -> None:
     assert m["bombs_refused_413"] and res["results"]["ordinary_fits_64px"]["statuses"] == [200]
 
 
+def check_readout(res: dict[str, Any]) -> None:
+    positive(res["n_objects"], res["n_queries"], res["n_copies"], res["ratios"]["encode_time_dihedral8_over_plain"])
+    assert set(res["readouts"]) == {"plain", "dihedral8"}
+    for r in res["readouts"].values():
+        positive(r["encode_s"], r["objects_per_s"], len(r["per_class"]))
+        assert all(0 <= r[k] <= 1 for k in ("precision_at_10", "copy_in_top_5", "copy_first",
+                                            "noise_only_copy_in_top_5"))
+        assert r["copy_first"] <= r["copy_in_top_5"]
+
+
 GZ1 = ROOT / "tests" / "data" / "gz1_sdss"
 TINY_CLASSES = "spiral,elliptical,lenticular,irregular,edge_on,merger,lens,star"
 
@@ -230,6 +240,9 @@ SMOKES = [
     Smoke("bench_vote_retrain.py",
           lambda tmp, fx: ["--n", "3000", "--dim", "16", "--repeats", "1", "--out", str(tmp / "out.json")],
           check_vote_retrain, defaults=("bench/results/vote_retrain_n3000.json",)),
+    Smoke("bench_readout.py",
+          lambda tmp, fx: ["--artifacts", str(fx.artifacts), "--copies", "40", "--out", str(tmp), "--name", "smoke"],
+          check_readout, result="readout_smoke.json"),
     Smoke("bench_real_retrieval.py",
           lambda tmp, fx: ["--images", str(GZ1), "--labels", str(GZ1 / "labels.csv"), "--work", str(tmp / "work"),
                            "--fit-px", "64", "--epochs", "1", "--name", "smoke", "--out", str(tmp / "out.json"),

@@ -39,6 +39,8 @@ def train(
         help="per process; default: fits the survey (2^k <= N/8 per process, 2 to 128)")] = None,
     proj_dim: Annotated[int | None, typer.Option(help="projection (loss) dimension")] = None,
     proj_hidden: Annotated[int | None, typer.Option(help="projection head hidden width")] = None,
+    readout: Annotated[Literal["plain", "dihedral8"] | None, typer.Option(
+        help="search vector: the network once, or its mean over the 8 rotations/flips (8x the encoding cost)")] = None,
     queue_size: Annotated[int | None, typer.Option(
         help="MoCo queue K, a multiple of the global batch, at most N minus one global batch; "
              "default: fits the survey (<= min(4096, N/4))")] = None,
@@ -80,6 +82,7 @@ def train(
     given = {
         "survey": survey, "out_dir": out, "backbone": backbone, "epochs": epochs, "batch_size": batch_size,
         "queue_size": queue_size, "proj_dim": proj_dim, "proj_hidden": proj_hidden, "log_every": log_every,
+        "readout": readout,
         "momentum": momentum, "temperature": temperature, "lr_per_256": lr_per_256, "max_steps": max_steps,
         "augment": {**_json_object("--augment-settings", augment_settings), "crop_size_px": crop_size},
         "precision": precision, "compile": compile_model, "device": device, "workers": workers,

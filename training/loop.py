@@ -70,7 +70,7 @@ def make_card(s: TrainSettings, ds: SurveyBatches, encoder: Encoder) -> ModelCar
     return ModelCard(
         backbone=s.backbone, backbone_kwargs=s.backbone_kwargs, small_input=s.small_input,
         embedding_dim=encoder.embedding_dim, projection_dim=s.proj_dim, projection_hidden=s.proj_hidden,
-        preprocess=pre, produced_by=s.produced_by,
+        preprocess=pre, readout=s.readout, produced_by=s.produced_by,
         training={"settings": s.model_dump(mode="json"),
                   "data": {"survey": str(s.survey), "survey_name": ds.survey.survey_name, "n_objects": len(ds)}},
     )
@@ -150,7 +150,7 @@ def train_step(step_fn: Callable[..., tuple[Tensor, Tensor]], opt: torch.optim.O
 def build_moco(s: TrainSettings, n_bands: int, device: torch.device,
                channels_last: bool | None = None) -> tuple[MoCo, torch.optim.Optimizer]:
     """MoCo on `device` and its SGD optimiser; channels_last None = s.channels_last on CUDA only."""
-    encoder = Encoder(s.backbone, n_bands, s.proj_dim, s.proj_hidden, s.small_input, s.backbone_kwargs)
+    encoder = Encoder(s.backbone, n_bands, s.proj_dim, s.proj_hidden, s.small_input, s.backbone_kwargs, s.readout)
     model = MoCo(encoder, s.queue_size, s.momentum, s.temperature).to(device)
     if channels_last is None:
         channels_last = s.channels_last and device.type == "cuda"

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from encoder.card import Readout
+
 from .augment import AugmentSettings
 
 MAX_AUTO_BATCH = 128  # per process
@@ -31,6 +33,10 @@ class TrainSettings(BaseSettings):
     # and cards record the kwargs used; {} is timm's defaults for any backbone.
     backbone_kwargs: dict[str, Any] | None = None
     small_input: bool = True
+    # How the exported encoder's search vector is read out (encoder.card.Readout): "dihedral8"
+    # averages over the 8 right-angle rotations and flips, exactly invariant to them, at 8x the
+    # encoding cost; training itself is the same (docs/training.md, "Readout").
+    readout: Readout = "plain"
     proj_dim: int = 128
     proj_hidden: int = 512
     # K; Stein et al. used 65,536 on 1.7M galaxies. Keep it well below the number of training

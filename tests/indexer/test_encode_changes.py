@@ -185,3 +185,21 @@ def test_skysift_index_with_the_same_job_after_reingest_publishes_new_embeddings
     assert np.abs(published[:100] - first[:100]).max() > 0.1
     encode_survey(survey, tiny_encoder, tmp_path / "fresh", shard_size=SHARD)
     np.testing.assert_array_equal(published, gather_embeddings(tmp_path / "fresh").astype(np.float32))
+
+
+def test_a_new_readout_re_encodes_and_plain_plans_keep_their_old_key(survey: Path, tiny_encoder: Path,
+                                                                     tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    encode(survey, tiny_encoder, job)
+    assert "readout" not in read_plan(job)  # plain, as before readouts: jobs planned then keep their key
+    plain = gather_embeddings(job).astype(np.float32)
+
+    turned = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder, turned)
+    card = json.loads((turned / "model.json").read_text())
+    (turned / "model.json").write_text(json.dumps({**card, "readout": "dihedral8"}))
+    done, said = encode(survey, turned, job)
+    assert done == [0, 1, 2, 3] and said[0].startswith("the encoder's readout changed (plain -> dihedral8)")
+    assert read_plan(job)["readout"] == "dihedral8"
+    assert np.abs(gather_embeddings(job).astype(np.float32) - plain).max() > 0.01
+    assert encode(survey, turned, job) == ([], [])
