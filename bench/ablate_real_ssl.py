@@ -20,6 +20,14 @@ raw pixels at several centre crops, and four hand-made morphology parameters an 
 reach for first (two colours, axis ratio from second moments, concentration, size), standardised,
 with Euclidean neighbours. They say how much of the classes a kNN can get from the pixels at all.
 
+``--supervised-folds K`` adds a ceiling that *uses the labels*: the same backbone trained from
+scratch as a classifier (cross-entropy weighted by 1/sqrt(class size), the run's own augmentations,
+AdamW, one-cycle schedule) in K folds, so that every object is scored by a network that never saw
+its label; precision@10 is then measured on its out-of-fold class log-probabilities (Euclidean)
+and on its penultimate features (cosine), both the mean over the 8 rotations/flips. A
+self-supervised representation is not expected to beat it; where it is low, the classes are not
+separable by a kNN at this resolution by any means, labels or not.
+
     .venv/bin/python bench/ablate_real_ssl.py --survey runs/gz1/survey \\
         --labels ../shared/data/real/gz1_sdss_dev/labels.csv --epochs 20 --name B_strong \\
         --jitter 0.1 --gain 0.3 --noise-floor 0.3 --aug '{"scale_min": 0.8, "scale_max": 1.25}'
@@ -58,6 +66,9 @@ def main() -> None:
                     help="add Gaussian noise of sigma U(0, f) x the band's spread (display surveys)")
     ap.add_argument("--aperture", type=float, default=0.0,
                     help="fade the input to 0 beyond this radius (px of the crop), cosine taper; 0 = off")
+    ap.add_argument("--supervised-folds", type=int, default=0,
+                    help="K >= 2: also measure the supervised ceiling (K-fold CNN on the labels); 0 = off")
+    ap.add_argument("--supervised-epochs", type=int, default=6)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N objects (smoke runs)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -161,6 +172,23 @@ def main() -> None:
 
     result["baselines"] = baselines(images.numpy()[scored], labels[scored], classes)
     log("baselines: " + ", ".join(f"{k} {v['macro']:.3f}" for k, v in result["baselines"].items()))
+    if a.supervised_folds:
+        if a.supervised_folds < 2:
+            ap.error("--supervised-folds needs at least 2 folds (or 0 for none)")
+        t0 = time.perf_counter()
+        rows = np.nonzero(scored)[0]
+        y = np.array([classes.index(v) for v in labels[rows]])
+        prob, feat = supervised_out_of_fold(
+            s, c, y, lambda r: views_of(torch.from_numpy(rows[r]))[0], preprocess(images[rows], pre) * window,
+            a.supervised_folds, a.supervised_epochs, gen)
+        result["supervised_ceiling"] = {
+            "folds": a.supervised_folds, "epochs": a.supervised_epochs, "seconds": round(time.perf_counter() - t0, 1),
+            "accuracy": round(float((prob.argmax(1) == y).mean()), 4),
+            "logprob": precision_at_10(np.log(prob + 1e-4), labels[rows], classes, euclidean=True),
+            "features": precision_at_10(feat / np.linalg.norm(feat, axis=1, keepdims=True), labels[rows], classes)}
+        write_json(path, result)
+        log("supervised ceiling: " + ", ".join(f"{k} {v['macro']:.3f}" for k, v in result["supervised_ceiling"].items()
+                                                if isinstance(v, dict)))
     record(0, 0.0)
     steps = n // s.batch_size
     total, base = steps * s.epochs, s.lr_per_256 * s.batch_size / 256
@@ -173,6 +201,54 @@ def main() -> None:
             step += 1
         if epoch % a.eval_every == 0 or epoch == s.epochs:
             record(epoch, time.perf_counter() - t0)
+
+
+def supervised_out_of_fold(s, n_bands, y, train_views, eval_x, folds, epochs, gen):
+    """Out-of-fold class probabilities (N, K) and penultimate features (N, D) of the settings'
+    backbone trained from scratch on the labels y (N,) in `folds` stratified folds; `train_views`
+    maps row positions to one augmented, preprocessed view each, `eval_x` (N, C, S, S) is the
+    preprocessed centre crop, read out as the mean over its 8 rotations/flips."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from sklearn.model_selection import StratifiedKFold
+    from torch import nn
+
+    from encoder.model import create_backbone, dihedral_views, feature_dim
+
+    k = int(y.max()) + 1
+    weight = torch.tensor((np.bincount(y, minlength=k).max() / np.maximum(np.bincount(y, minlength=k), 1)) ** 0.5,
+                          dtype=torch.float32)
+    target = torch.from_numpy(y)
+    prob, feat = np.zeros((len(y), k), np.float32), None
+    splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(y, y)
+    for train_rows, test_rows in splits:
+        backbone = create_backbone(s.backbone, n_bands, s.small_input, **s.backbone_kwargs)
+        head = nn.Linear(feature_dim(backbone), k)
+        model = nn.Sequential(backbone, head)
+        batch = min(s.batch_size, len(train_rows))
+        steps = max(1, epochs * (len(train_rows) // batch))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps)
+        model.train()
+        for step in range(steps):
+            if step % (len(train_rows) // batch) == 0:
+                order = train_rows[torch.randperm(len(train_rows), generator=gen).numpy()]
+            r = order[(step % (len(train_rows) // batch)) * batch:][:batch]
+            loss = F.cross_entropy(model(train_views(r)), target[r], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.inference_mode():
+            views = dihedral_views(eval_x[test_rows])
+            f = torch.stack([backbone(v) for v in views])
+            p = F.softmax(head(f), dim=-1).mean(0)
+        if feat is None:
+            feat = np.zeros((len(y), f.shape[-1]), np.float32)
+        prob[test_rows], feat[test_rows] = p.numpy(), f.mean(0).numpy()
+    return prob, feat
 
 
 def morphology_features(x):

@@ -172,6 +172,10 @@ def check_ablation(res: dict[str, Any]) -> None:
     for e in res["evals"]:
         positive(e["train_s"] if e["epoch"] else 1.0)
         assert 0 <= e["plain"]["macro"] <= 1
+    sup = res["supervised_ceiling"]  # the labelled K-fold CNN: every scored object scored out of fold
+    positive(sup["seconds"])
+    assert sup["folds"] == 2 and 0 <= sup["accuracy"] <= 1
+    assert all(0 <= sup[k]["macro"] <= 1 for k in ("logprob", "features"))
 
 
 def check_scale(res: dict[str, Any]) -> None:
@@ -211,6 +215,7 @@ SMOKES = [
           lambda tmp, fx: ["--survey", str(fx.survey), "--labels", str(fx.labels), "--id-column", "object_id",
                            "--label-column", "class", "--merge", "", "--classes", TINY_CLASSES, "--epochs", "1",
                            "--eval-every", "1", "--limit", "56", "--name", "smoke", "--out", str(tmp),
+                           "--supervised-folds", "2", "--supervised-epochs", "1",
                            "--train", json.dumps({"batch_size": 8, "queue_size": 16, "proj_dim": 16, "proj_hidden": 32,
                                                   "backbone_kwargs": json.loads(TINY_BACKBONE)})],
           check_ablation, timeout_s=180, result="real_ssl_ablation_smoke.json",
