@@ -20,7 +20,7 @@ raw pixels at several centre crops, and four hand-made morphology parameters an 
 reach for first (two colours, axis ratio from second moments, concentration, size), standardised,
 with Euclidean neighbours. They say how much of the classes a kNN can get from the pixels at all.
 
-``--supervised-folds K`` adds a ceiling that *uses the labels*: the same backbone trained from
+``--supervised-folds K`` adds a reference that *uses the labels*: the same backbone trained from
 scratch as a classifier (cross-entropy weighted by 1/sqrt(class size), the run's own augmentations,
 AdamW, one-cycle schedule) in K folds, so that every object is scored by a network that never saw
 its label; precision@10 is then measured on its out-of-fold class log-probabilities (Euclidean)
