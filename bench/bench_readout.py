@@ -1,7 +1,7 @@
-"""Plain vs dihedral8 readout of one encoder on a published, labelled version: retrieval quality and
+"""The readouts (plain, dihedral8, aligned4) of one encoder on a published, labelled version: retrieval quality and
 encoding cost, side by side in one run.
 
-For each readout (encoder.card.Readout) the script embeds every object of the version's survey
+For each readout (encoder.card.READOUTS) the script embeds every object of the version's survey
 through the product's own path (`encoder.embed.embed_array`, the indexer's and the uploads'), then
 measures, by exact cosine over those embeddings:
 
@@ -10,7 +10,10 @@ measures, by exact cosine over those embeddings:
   rotation by U(0, 360) deg, a flip with p = 0.5, fresh noise up to 1.5x the sky): the fraction of
   copies whose original is in their top 5, and in first place; and the top-5 fraction for the same
   fresh noise without the rotation and flip (what no readout can remove);
-* the encoding time of the survey (objects/s) and its ratio to the plain readout.
+* the encoding time of the survey (objects/s) and its ratio to the plain readout's.
+
+`--smooth-px 0,1` measures every readout again with the card's preprocessing smoothing set to each
+sigma (encoder.preprocess.smooth; rows named e.g. `aligned4+smooth1`).
 
 Usage (repository root; a version indexed by `skysift index`, e.g. docs/discovery.md's 20k surveys):
     .venv/bin/python bench/bench_readout.py --artifacts /tmp/a20k --copies 2000 --name sim20k_seed11
@@ -54,7 +57,9 @@ def markdown_table(d: dict) -> str:
                     + f" | **{r['copy_in_top_5']:.3f}** | {r['copy_first']:.3f} | {r['noise_only_copy_in_top_5']:.3f}"
                     f" | {r['objects_per_s']:.0f} |")
     m = d["machine"]
-    rows.append(f"\nEncoding time dihedral8 / plain: **{d['ratios']['encode_time_dihedral8_over_plain']}x**; "
+    ratios = ", ".join(f"{k.removeprefix('encode_time_').replace('_over_', ' / ')} **{v}x**"
+                       for k, v in d["ratios"].items())
+    rows.append(f"\nEncoding time {ratios}; "
                 f"{d['n_objects']:,} objects, {d['n_queries']:,} queries, {d['n_copies']:,} copies; "
                 f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {d['threads']} threads; {d['date'][:10]}, "
                 f"git {d['git_sha'][:7]}. Made by `{d['command']}`.")
@@ -70,6 +75,7 @@ def main() -> None:
     ap.add_argument("--label-column", default="class")
     ap.add_argument("--copies", type=int, default=2000, help="objects whose augmented copy is searched")
     ap.add_argument("--limit", type=int, default=0, help="only the first N objects (smoke runs)")
+    ap.add_argument("--smooth-px", default="0", help="comma list of smoothing sigmas (px) to measure each readout at")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -88,6 +94,7 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from encoder.card import READOUTS, ModelCard
     from encoder.embed import embed_array
     from encoder.weights import load_encoder
     from evaluation.retrieval import copy_augment_settings
@@ -118,8 +125,14 @@ def main() -> None:
               "command": command_line(), "machine": host_machine(), "version": str(store.dir),
               "encoder": str(a.encoder or store.encoder_dir), "n_objects": n, "n_queries": int(len(queries)),
               "n_copies": int(len(rows)), "threads": a.threads, "readouts": {}}
-    for readout in ("plain", "dihedral8"):
-        encoder.readout, c = readout, card.model_copy(update={"readout": readout})
+    variants = [(r, float(sm)) for sm in a.smooth_px.split(",") for r in READOUTS]
+    for readout, sigma in variants:
+        name = readout if sigma == 0 else f"{readout}+smooth{sigma:g}"
+        # validated, not model_copy: the card derives the preprocessing's alignment from its readout
+        dump = card.model_dump()
+        pre = {**dump["preprocess"], "smooth_px": sigma}
+        c = ModelCard.model_validate({**dump, "readout": readout, "preprocess": pre})
+        encoder.readout = readout
         t0 = time.perf_counter()
         e = embed_array(encoder, c, images)
         seconds = time.perf_counter() - t0
@@ -128,9 +141,9 @@ def main() -> None:
         nn = np.argpartition(-sim, 10, axis=1)[:, :10]
         hit = (labels[nn] == labels[queries, None]).mean(1)
         ranks = {}
-        for name, views in copies.items():
+        for kind, views in copies.items():
             q = embed_array(encoder, c, views) @ e.T
-            ranks[name] = (q > q[np.arange(len(rows)), rows][:, None]).sum(1)
+            ranks[kind] = (q > q[np.arange(len(rows)), rows][:, None]).sum(1)
         r = {"precision_at_10": round(float(hit.mean()), 4),
              "per_class": {str(k): round(float(hit[labels[queries] == k].mean()), 4)
                            for k in np.unique(labels[queries])},
@@ -139,10 +152,11 @@ def main() -> None:
              # the same copies' noise without their rotation and flip: what the readout cannot remove
              "noise_only_copy_in_top_5": round(float((ranks["noise_only"] < 5).mean()), 4),
              "encode_s": round(seconds, 1), "objects_per_s": round(n / seconds, 1)}
-        result["readouts"][readout] = r
-        log(readout, r)
-    p, d = result["readouts"]["plain"], result["readouts"]["dihedral8"]
-    result["ratios"] = {"encode_time_dihedral8_over_plain": round(d["encode_s"] / p["encode_s"], 2)}
+        result["readouts"][name] = r
+        log(name, r)
+    p = result["readouts"]["plain"]
+    result["ratios"] = {f"encode_time_{k}_over_plain": round(r["encode_s"] / p["encode_s"], 2)
+                        for k, r in result["readouts"].items() if k != "plain"}
     write_json(a.out / f"readout_{a.name}.json", result)
 
 

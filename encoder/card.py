@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from survey.units import SurveyUnits
 
@@ -17,10 +17,12 @@ from .preprocess import PreprocessConfig, for_survey
 CARD_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
 
-# How `Encoder.embed` turns a cutout into its search vector: the network once ("plain"), or its
-# output averaged over the square's 8 symmetries ("dihedral8": 8 passes, rotation/flip invariant).
-Readout = Literal["plain", "dihedral8"]
-READOUTS: tuple[str, ...] = ("plain", "dihedral8")
+# How `Encoder.embed` turns a cutout into its search vector: the network once ("plain"); its output
+# averaged over the square's 8 symmetries ("dihedral8": 8 passes, invariant to right-angle turns and
+# mirrors); or the stamp first turned so its light's major axis lies along x, then averaged over the
+# half-turn and the two mirrors of that frame ("aligned4": 4 passes, close to invariant at any angle).
+Readout = Literal["plain", "dihedral8", "aligned4"]
+READOUTS: tuple[str, ...] = ("plain", "dihedral8", "aligned4")
 
 
 class ModelCard(BaseModel):
@@ -44,6 +46,13 @@ class ModelCard(BaseModel):
     weights_sha256: str = ""
     created: str = ""
     code_version: str = ""
+
+    @model_validator(mode="after")
+    def _align_follows_readout(self) -> ModelCard:
+        """The readout owns the alignment: preprocess.align is derived here, whatever a card says."""
+        if self.preprocess.align != (self.readout == "aligned4"):
+            self.preprocess = self.preprocess.model_copy(update={"align": self.readout == "aligned4"})
+        return self
 
     @property
     def bands(self) -> tuple[str, ...]:

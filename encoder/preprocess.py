@@ -16,9 +16,12 @@ become 0 after normalisation, i.e. "sky".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 from survey.units import Kind, SurveyUnits
 
@@ -37,6 +40,13 @@ class PreprocessConfig(BaseModel):
     kind: Kind = "flux"
     band_offset: tuple[float, ...] | None = None  # subtracted first (display: the background level)
     units: tuple[str, ...] | None = None  # the training survey's unit names, for the card's reader
+    # Turn each whole stamp so its light's major axis lies along x before the centre crop; set from
+    # the card's readout ("aligned4"), never on its own (encoder.card.ModelCard).
+    align: bool = False
+    # Gaussian smoothing (sigma, in the encoder's pixels) of the linear pixels after the crop: a
+    # matched filter that keeps what the PSF resolves and suppresses pixel noise, so two exposures
+    # of one object at different depths embed closer (docs/training.md, "Readout"). 0: off.
+    smooth_px: float = Field(0.0, ge=0.0, le=8.0)
 
     def model_post_init(self, __context: object) -> None:
         if len(self.band_scale) != len(self.bands):
@@ -85,10 +95,78 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size]
 
 
+def _normalise(x: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    scale = torch.tensor(cfg.band_scale, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    x = x.float()
+    if cfg.band_offset is not None:
+        x = x - torch.tensor(cfg.band_offset, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    y = torch.asinh(x / scale) / cfg.output_divisor if cfg.kind == "flux" else x / scale
+    return torch.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _sky_filled(x: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    """Masked (NaN/inf) pixels set to the sky level (the band offset, or 0 for flux), so that no
+    filter spreads them over their neighbours."""
+    fill = torch.zeros(x.shape[1], device=x.device) if cfg.band_offset is None else \
+        torch.tensor(cfg.band_offset, dtype=torch.float32, device=x.device)
+    return torch.where(torch.isfinite(x), x.float(), fill.view(1, -1, 1, 1))
+
+
+def smooth(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """(N, C, H, W) convolved with a normalised Gaussian of `sigma_px` (separable, radius 3 sigma,
+    edges reflected), band by band; flux is conserved."""
+    r = max(1, math.ceil(3 * sigma_px))
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1).expand(x.shape[1], 1, 1, -1).contiguous()
+    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    if pad < r:  # a stamp smaller than the kernel: reflect what there is, zero beyond
+        y = F.pad(F.pad(x, (pad, pad, pad, pad), mode="reflect"), (r - pad,) * 4)
+    else:
+        y = F.pad(x, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k, groups=x.shape[1])
+    return F.conv2d(y, k.transpose(-1, -2), groups=x.shape[1])
+
+
+def major_axis_angle(z: torch.Tensor) -> torch.Tensor:
+    """(N, C, S, S) normalised pixels -> (N,) position angle (radians, from +x towards +row) of the
+    major axis of the second moments of the positive light, summed over bands and weighted by a
+    Gaussian window of sigma S/4 about the centre (so neighbours near the edge count little).
+    A round or empty stamp gets whatever angle its noise gives (0 when there is no light)."""
+    s = z.shape[-1]
+    c = torch.arange(s, dtype=torch.float32, device=z.device) - (s - 1) / 2
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    w = z.float().clamp(min=0).sum(1) * torch.exp(-(xx**2 + yy**2) / (2 * (s / 4) ** 2))
+    m = w.sum((1, 2)).clamp(min=1e-12)
+    dx = xx - ((w * xx).sum((1, 2)) / m)[:, None, None]
+    dy = yy - ((w * yy).sum((1, 2)) / m)[:, None, None]
+    qxx, qyy, qxy = (w * dx * dx).sum((1, 2)), (w * dy * dy).sum((1, 2)), (w * dx * dy).sum((1, 2))
+    return torch.nan_to_num(0.5 * torch.atan2(2 * qxy, qxx - qyy))
+
+
+def align_major_axis(x: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    """Turn each stamp (N, C, H, W) about its centre so the major axis of its central light lies
+    along x (bilinear; reflected at the edges). A turned copy of an object then reaches the network
+    turned back, up to the half-turn and mirror images that the "aligned4" readout averages over:
+    the arbitrary-angle invariance the dihedral readout gives only for right angles, at half its
+    passes. Masked (NaN) pixels become sky first."""
+    x = _sky_filled(x, cfg)
+    h, w = x.shape[-2:]
+    theta = major_axis_angle(_normalise(center_crop(x, min(cfg.input_size_px, h, w)), cfg))
+    c, s = torch.cos(theta), torch.sin(theta)
+    zero = torch.zeros_like(c)
+    # output (X, Y) in [-1, 1] samples the input at the pixel offset turned by theta
+    a = torch.stack([torch.stack([c, -s * h / w, zero], 1), torch.stack([s * w / h, c, zero], 1)], 1)
+    grid = F.affine_grid(a, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 def preprocess(x: torch.Tensor | np.ndarray, cfg: PreprocessConfig, crop: bool = True) -> torch.Tensor:
     """Linear flux (N, C, H, W) -> network input (N, C, S, S) float32 on x's device.
 
-    crop=False keeps the spatial size (training crops earlier, in the augmentations).
+    crop=False keeps the spatial size (training crops earlier, in the augmentations) and never
+    aligns; crop=True aligns the whole stamp first when the card's readout asks for it. Smoothing
+    (cfg.smooth_px) comes after the crop on both paths, so training and search see the same filter.
     """
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -99,13 +177,13 @@ def preprocess(x: torch.Tensor | np.ndarray, cfg: PreprocessConfig, crop: bool =
             f"cutout has {x.shape[1]} band(s) but the model takes {len(cfg.bands)} ({','.join(cfg.bands)})"
         )
     if crop:
+        if cfg.align:
+            center_crop(x, cfg.input_size_px)  # a too-small cutout is refused before any work
+            x = align_major_axis(x, cfg)
         x = center_crop(x, cfg.input_size_px)
-    scale = torch.tensor(cfg.band_scale, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    x = x.float()
-    if cfg.band_offset is not None:
-        x = x - torch.tensor(cfg.band_offset, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    y = torch.asinh(x / scale) / cfg.output_divisor if cfg.kind == "flux" else x / scale
-    return torch.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+    if cfg.smooth_px > 0:
+        x = smooth(_sky_filled(x, cfg), cfg.smooth_px)
+    return _normalise(x, cfg)
 
 
 def check_finite(x: np.ndarray, what: str) -> None:

@@ -326,7 +326,13 @@ def make_plan(survey: NativeSurvey, card: ModelCard, shard_size: int, precision:
     how many survey files had to be hashed."""
     made = time.time_ns()  # before the files are looked at: a later change is a later mtime
     files, hashed = survey_fingerprint(survey.paths, recorded)
-    preprocess_json = json.dumps(card.preprocess.model_dump(mode="json"), sort_keys=True)
+    pre = card.preprocess.model_dump(mode="json")
+    # Fields added later leave the hash as it was while they are off, so older jobs keep their key;
+    # `align` is the readout's (recorded below), not a preprocessing choice of its own.
+    del pre["align"]
+    if pre["smooth_px"] == 0:
+        del pre["smooth_px"]
+    preprocess_json = json.dumps(pre, sort_keys=True)
     plan = {"format": PLAN_FORMAT, "n_objects": len(survey), "shard_size": shard_size,
             "weights_sha256": card.weights_sha256,
             "preprocess_sha256": hashlib.sha256(preprocess_json.encode()).hexdigest(),

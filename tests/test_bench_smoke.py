@@ -197,8 +197,9 @@ def check_upload_bombs(res: dict[str, Any]) -> None:
 
 
 def check_readout(res: dict[str, Any]) -> None:
-    positive(res["n_objects"], res["n_queries"], res["n_copies"], res["ratios"]["encode_time_dihedral8_over_plain"])
-    assert set(res["readouts"]) == {"plain", "dihedral8"}
+    positive(res["n_objects"], res["n_queries"], res["n_copies"], res["ratios"]["encode_time_dihedral8_over_plain"],
+             res["ratios"]["encode_time_aligned4_over_plain"])
+    assert set(res["readouts"]) == {"plain", "dihedral8", "aligned4"}
     for r in res["readouts"].values():
         positive(r["encode_s"], r["objects_per_s"], len(r["per_class"]))
         assert all(0 <= r[k] <= 1 for k in ("precision_at_10", "copy_in_top_5", "copy_first",

@@ -39,8 +39,11 @@ def train(
         help="per process; default: fits the survey (2^k <= N/8 per process, 2 to 128)")] = None,
     proj_dim: Annotated[int | None, typer.Option(help="projection (loss) dimension")] = None,
     proj_hidden: Annotated[int | None, typer.Option(help="projection head hidden width")] = None,
-    readout: Annotated[Literal["plain", "dihedral8"] | None, typer.Option(
-        help="search vector: the network once, or its mean over the 8 rotations/flips (8x the encoding cost)")] = None,
+    readout: Annotated[Literal["plain", "dihedral8", "aligned4"] | None, typer.Option(
+        help="search vector: the network once; its mean over the 8 right-angle rotations/flips (8x the "
+             "encoding cost); or over 4 views of the stamp turned to its major axis (4x; docs/training.md)")] = None,
+    smooth_px: Annotated[float | None, typer.Option(
+        help="Gaussian smoothing of the cropped pixels, sigma in px, in training and search (0: off)")] = None,
     queue_size: Annotated[int | None, typer.Option(
         help="MoCo queue K, a multiple of the global batch, at most N minus one global batch; "
              "default: fits the survey (<= min(4096, N/4))")] = None,
@@ -82,7 +85,7 @@ def train(
     given = {
         "survey": survey, "out_dir": out, "backbone": backbone, "epochs": epochs, "batch_size": batch_size,
         "queue_size": queue_size, "proj_dim": proj_dim, "proj_hidden": proj_hidden, "log_every": log_every,
-        "readout": readout,
+        "readout": readout, "smooth_px": smooth_px,
         "momentum": momentum, "temperature": temperature, "lr_per_256": lr_per_256, "max_steps": max_steps,
         "augment": {**_json_object("--augment-settings", augment_settings), "crop_size_px": crop_size},
         "precision": precision, "compile": compile_model, "device": device, "workers": workers,

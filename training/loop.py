@@ -65,7 +65,7 @@ def make_card(s: TrainSettings, ds: SurveyBatches, encoder: Encoder) -> ModelCar
     pre = for_survey(PreprocessConfig(
         bands=ds.survey.bands, pixel_scale_arcsec=ds.survey.pixel_scale_arcsec,
         input_size_px=s.augment.crop_size_px, band_scale=(1.0,) * len(ds.survey.bands), kind=units.kind,
-        units=tuple(b.units for b in units.per_band),
+        units=tuple(b.units for b in units.per_band), smooth_px=s.smooth_px,
     ), units)
     return ModelCard(
         backbone=s.backbone, backbone_kwargs=s.backbone_kwargs, small_input=s.small_input,

@@ -35,8 +35,12 @@ class TrainSettings(BaseSettings):
     small_input: bool = True
     # How the exported encoder's search vector is read out (encoder.card.Readout): "dihedral8"
     # averages over the 8 right-angle rotations and flips, exactly invariant to them, at 8x the
-    # encoding cost; training itself is the same (docs/training.md, "Readout").
+    # encoding cost; "aligned4" turns the stamp to its light's major axis and averages 4 views, at
+    # 4x; training itself is the same (docs/training.md, "Readout").
     readout: Readout = "plain"
+    # Gaussian smoothing of the cropped linear pixels, sigma in pixels (encoder.preprocess), in
+    # training and in every search path alike; 0: off.
+    smooth_px: float = Field(0.0, ge=0.0, le=8.0)
     proj_dim: int = 128
     proj_hidden: int = 512
     # K; Stein et al. used 65,536 on 1.7M galaxies. Keep it well below the number of training

@@ -51,3 +51,31 @@ def test_check_finite() -> None:
 def test_band_scale_must_match_bands() -> None:
     with pytest.raises(ValueError, match="one value per band"):
         PreprocessConfig(bands=("g", "r"), pixel_scale_arcsec=0.262, input_size_px=32, band_scale=(1.0,))
+
+
+def test_smoothing_conserves_flux_and_cuts_pixel_noise_by_the_gaussian_factor() -> None:
+    from encoder.preprocess import smooth
+
+    point = torch.zeros(1, 2, 15, 15)
+    point[0, :, 7, 7] = 1.0
+    out = smooth(point, 1.0)
+    torch.testing.assert_close(out.sum((2, 3)), torch.ones(1, 2))
+    assert abs(float(out[0, 0, 7, 7]) - 1 / (2 * np.pi)) < 1e-3  # a unit-sigma Gaussian's peak
+    # white noise through a sigma-px Gaussian keeps 1 / (2 sigma sqrt(pi)) of its rms (0.282 at 1 px)
+    noise = np.random.default_rng(0).normal(0, 1.0, (4, 1, 64, 64)).astype(np.float32)
+    cfg = dict(bands=("r",), pixel_scale_arcsec=0.262, input_size_px=32, band_scale=(1e3,), output_divisor=1.0)
+    plain = preprocess(noise, PreprocessConfig(**cfg)).std().item()
+    smoothed = preprocess(noise, PreprocessConfig(**cfg, smooth_px=1.0)).std().item()
+    assert 0.25 < smoothed / plain < 0.31
+
+
+def test_smoothing_is_the_same_on_the_training_and_search_paths_and_masks_do_not_spread() -> None:
+    cfg = PreprocessConfig(bands=("g", "r"), pixel_scale_arcsec=0.262, input_size_px=16, band_scale=(0.1, 0.1),
+                           smooth_px=1.5)
+    x = np.random.default_rng(1).normal(0, 0.1, (2, 2, 16, 16)).astype(np.float32)
+    torch.testing.assert_close(preprocess(x, cfg), preprocess(x, cfg, crop=False))
+    x[0, 0, 2, 2] = np.nan
+    y = preprocess(x, cfg)
+    assert torch.isfinite(y).all() and float(y[0, 0, 2, 2]) != 0.0  # the hole is sky, smoothed like its neighbours
+    with pytest.raises(ValueError):
+        PreprocessConfig(bands=("g",), pixel_scale_arcsec=0.262, input_size_px=16, band_scale=(0.1,), smooth_px=-1)

@@ -203,3 +203,31 @@ def test_a_new_readout_re_encodes_and_plain_plans_keep_their_old_key(survey: Pat
     assert read_plan(job)["readout"] == "dihedral8"
     assert np.abs(gather_embeddings(job).astype(np.float32) - plain).max() > 0.01
     assert encode(survey, turned, job) == ([], [])
+
+
+def test_smoothing_re_encodes_and_aligned4_is_named_once_as_a_readout(survey: Path, tiny_encoder: Path,
+                                                                      tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    encode(survey, tiny_encoder, job)
+    key = read_plan(job)["key"]
+    card = json.loads((tiny_encoder / "model.json").read_text())
+    # a card written before `align` and `smooth_px` existed plans the same job: no re-encoding
+    older = tmp_path / "older"
+    shutil.copytree(tiny_encoder, older)
+    pre = {k: v for k, v in card["preprocess"].items() if k not in ("align", "smooth_px")}
+    (older / "model.json").write_text(json.dumps({**card, "preprocess": pre}))
+    assert encode(survey, older, job) == ([], []) and read_plan(job)["key"] == key
+
+    smoothed = tmp_path / "smoothed"
+    shutil.copytree(tiny_encoder, smoothed)
+    (smoothed / "model.json").write_text(json.dumps({**card, "preprocess": {**card["preprocess"], "smooth_px": 1.0}}))
+    done, said = encode(survey, smoothed, job)
+    assert done == [0, 1, 2, 3] and len(said) == 1
+    assert said[0].startswith("the encoder's preprocessing changed (its model card, or the units the survey records);")
+    aligned = tmp_path / "aligned"
+    shutil.copytree(smoothed, aligned)
+    (aligned / "model.json").write_text(json.dumps({**json.loads((smoothed / "model.json").read_text()),
+                                                    "readout": "aligned4"}))
+    done, said = encode(survey, aligned, job)
+    assert done == [0, 1, 2, 3] and len(said) == 1 and said[0].startswith("the encoder's readout changed "
+                                                                          "(plain -> aligned4);")
