@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--label-column", default="class")
     ap.add_argument("--copies", type=int, default=2000, help="objects whose augmented copy is searched")
     ap.add_argument("--limit", type=int, default=0, help="only the first N objects (smoke runs)")
+    ap.add_argument("--readouts", default="plain,dihedral8,aligned4", help="comma list of readouts to measure")
     ap.add_argument("--smooth-px", default="0", help="comma list of smoothing sigmas (px) to measure each readout at")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -125,7 +126,10 @@ def main() -> None:
               "command": command_line(), "machine": host_machine(), "version": str(store.dir),
               "encoder": str(a.encoder or store.encoder_dir), "n_objects": n, "n_queries": int(len(queries)),
               "n_copies": int(len(rows)), "threads": a.threads, "readouts": {}}
-    variants = [(r, float(sm)) for sm in a.smooth_px.split(",") for r in READOUTS]
+    asked = a.readouts.split(",")
+    if "plain" not in asked or not set(asked) <= set(READOUTS):
+        ap.error(f"--readouts: a comma list of {', '.join(READOUTS)} that includes plain (the reference)")
+    variants = [(r, float(sm)) for sm in a.smooth_px.split(",") for r in asked]
     for readout, sigma in variants:
         name = readout if sigma == 0 else f"{readout}+smooth{sigma:g}"
         # validated, not model_copy: the card derives the preprocessing's alignment from its readout

@@ -40,8 +40,8 @@ class PreprocessConfig(BaseModel):
     kind: Kind = "flux"
     band_offset: tuple[float, ...] | None = None  # subtracted first (display: the background level)
     units: tuple[str, ...] | None = None  # the training survey's unit names, for the card's reader
-    # Turn each whole stamp so its light's major axis lies along x before the centre crop; set from
-    # the card's readout ("aligned4"), never on its own (encoder.card.ModelCard).
+    # Turn each normalised crop so its light's major axis lies along x (sky where the turn uncovers
+    # corners); set from the card's readout ("aligned4"), never on its own (encoder.card.ModelCard).
     align: bool = False
     # Gaussian smoothing (sigma, in the encoder's pixels) of the linear pixels after the crop: a
     # matched filter that keeps what the PSF resolves and suppresses pixel noise, so two exposures
@@ -144,28 +144,27 @@ def major_axis_angle(z: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(0.5 * torch.atan2(2 * qxy, qxx - qyy))
 
 
-def align_major_axis(x: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
-    """Turn each stamp (N, C, H, W) about its centre so the major axis of its central light lies
-    along x (bilinear; reflected at the edges). A turned copy of an object then reaches the network
-    turned back, up to the half-turn and mirror images that the "aligned4" readout averages over:
-    the arbitrary-angle invariance the dihedral readout gives only for right angles, at half its
-    passes. Masked (NaN) pixels become sky first."""
-    x = _sky_filled(x, cfg)
-    h, w = x.shape[-2:]
-    theta = major_axis_angle(_normalise(center_crop(x, min(cfg.input_size_px, h, w)), cfg))
+def align_major_axis(z: torch.Tensor) -> torch.Tensor:
+    """Turn each normalised crop (N, C, S, S) about its centre so the major axis of its central
+    light lies along x (bilinear). What comes from outside the crop is sky (0), whatever the stamp
+    held there, so a 32 px copy and a 64 px stamp of one object reach the network alike: the corners
+    a turn uncovers are sky for both. A turned copy then reaches the network turned back, up to the
+    half-turn and mirror images that the "aligned4" readout averages over: the arbitrary-angle
+    invariance the dihedral readout gives only for right angles, at half its passes."""
+    theta = major_axis_angle(z)
     c, s = torch.cos(theta), torch.sin(theta)
     zero = torch.zeros_like(c)
-    # output (X, Y) in [-1, 1] samples the input at the pixel offset turned by theta
-    a = torch.stack([torch.stack([c, -s * h / w, zero], 1), torch.stack([s * w / h, c, zero], 1)], 1)
-    grid = F.affine_grid(a, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # output (X, Y) in [-1, 1] samples the input at the offset turned by theta
+    a = torch.stack([torch.stack([c, -s, zero], 1), torch.stack([s, c, zero], 1)], 1)
+    grid = F.affine_grid(a, list(z.shape), align_corners=False)
+    return F.grid_sample(z, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def preprocess(x: torch.Tensor | np.ndarray, cfg: PreprocessConfig, crop: bool = True) -> torch.Tensor:
     """Linear flux (N, C, H, W) -> network input (N, C, S, S) float32 on x's device.
 
     crop=False keeps the spatial size (training crops earlier, in the augmentations) and never
-    aligns; crop=True aligns the whole stamp first when the card's readout asks for it. Smoothing
+    aligns; crop=True aligns the normalised crop last when the card's readout asks for it. Smoothing
     (cfg.smooth_px) comes after the crop on both paths, so training and search see the same filter.
     """
     if isinstance(x, np.ndarray):
@@ -177,13 +176,11 @@ def preprocess(x: torch.Tensor | np.ndarray, cfg: PreprocessConfig, crop: bool =
             f"cutout has {x.shape[1]} band(s) but the model takes {len(cfg.bands)} ({','.join(cfg.bands)})"
         )
     if crop:
-        if cfg.align:
-            center_crop(x, cfg.input_size_px)  # a too-small cutout is refused before any work
-            x = align_major_axis(x, cfg)
         x = center_crop(x, cfg.input_size_px)
     if cfg.smooth_px > 0:
         x = smooth(_sky_filled(x, cfg), cfg.smooth_px)
-    return _normalise(x, cfg)
+    z = _normalise(x, cfg)
+    return align_major_axis(z) if crop and cfg.align else z
 
 
 def check_finite(x: np.ndarray, what: str) -> None:
