@@ -140,9 +140,12 @@ def main() -> None:
         t0 = time.perf_counter()
         e = embed_array(encoder, c, images)
         seconds = time.perf_counter() - t0
-        sim = e[queries] @ e.T
-        sim[np.arange(len(queries)), queries] = -np.inf
-        nn = np.argpartition(-sim, 10, axis=1)[:, :10]
+        nn = np.empty((len(queries), 10), dtype=np.int64)
+        for b in range(0, len(queries), 2048):  # blocks of queries: 100k x 100k would be 40 GB at once
+            qb = queries[b:b + 2048]
+            sim = e[qb] @ e.T
+            sim[np.arange(len(qb)), qb] = -np.inf
+            nn[b:b + len(qb)] = np.argpartition(-sim, 10, axis=1)[:, :10]
         hit = (labels[nn] == labels[queries, None]).mean(1)
         ranks = {}
         for kind, views in copies.items():

@@ -4,7 +4,9 @@
 et al. 2021 search on the backbone, not on the projection). With the `dihedral8` readout it is the
 mean of that over the cutout's 4 right-angle rotations and their mirror images, so an object and
 its rotated or flipped copy get the same vector: a galaxy has no preferred orientation on the sky,
-and a trained network is only approximately invariant (docs/training.md, "Readout"). `project`
+and a trained network is only approximately invariant; `aligned4` first turns the crop to its
+light's major axis and averages 4 views, close to invariant at any angle (docs/training.md,
+"Readout and smoothing"). `project`
 feeds the contrastive loss.
 Small cutouts (32-64 px) lose everything to a stride-4 stem, so `small_input` drops the stem's
 max-pool (the stem conv keeps stride 2): layer1 then sees 16x16 maps for a 32 px input.
@@ -92,5 +94,5 @@ def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
 def aligned_views(x: torch.Tensor) -> list[torch.Tensor]:
     """The 4 images of (N, C, S, S) that keep an x-aligned major axis on x: itself, the half-turn,
     and the two mirror images (the "aligned4" readout; encoder.preprocess.align_major_axis turns
-    the stamp first)."""
+    the crop first)."""
     return [x, torch.rot90(x, 2, dims=(-2, -1)), x.flip(-1), x.flip(-2)]

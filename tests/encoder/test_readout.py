@@ -76,9 +76,10 @@ def test_skysift_train_writes_the_readout_into_the_card(tiny_survey: Path, tmp_p
 
     s = TrainSettings(survey=tiny_survey, out_dir=tmp_path, epochs=1, max_steps=1, batch_size=16, queue_size=64,
                       backbone_kwargs=KW, proj_hidden=32, proj_dim=16, augment=AugmentSettings(crop_size_px=32),
-                      workers=0, monitor_size=32, device="cpu", readout="dihedral8")
+                      workers=0, monitor_size=32, device="cpu", readout="aligned4", smooth_px=1.0)
     _, card = load_encoder(train(s))
-    assert card.readout == "dihedral8" and card.training["settings"]["readout"] == "dihedral8"
+    assert card.readout == "aligned4" and card.training["settings"]["readout"] == "aligned4"
+    assert card.preprocess.align and card.preprocess.smooth_px == 1.0  # trained on smoothed crops, searched alike
 
 
 def _galaxy(angle_deg: float, size: int = 48, seed: int = 0) -> np.ndarray:
