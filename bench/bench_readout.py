@@ -161,9 +161,10 @@ def main() -> None:
              "encode_s": round(seconds, 1), "objects_per_s": round(n / seconds, 1)}
         result["readouts"][name] = r
         log(name, r)
-    p = result["readouts"]["plain"]
-    result["ratios"] = {f"encode_time_{k}_over_plain": round(r["encode_s"] / p["encode_s"], 2)
-                        for k, r in result["readouts"].items() if k != "plain"}
+    ref = next(iter(result["readouts"]))  # plain, or plain+smoothN when every variant is smoothed
+    p = result["readouts"][ref]
+    result["ratios"] = {f"encode_time_{k}_over_{ref}": round(r["encode_s"] / p["encode_s"], 2)
+                        for k, r in result["readouts"].items() if k != ref}
     write_json(a.out / f"readout_{a.name}.json", result)
 
 
