@@ -69,6 +69,8 @@ def train(
     resume: Annotated[bool | None, typer.Option(
         "--resume/--no-resume", help="continue from out/checkpoint.pt")] = None,
     monitor_size: Annotated[int | None, typer.Option()] = None,
+    init_encoder: Annotated[Path | None, typer.Option(
+        help="encoder folder whose weights both MoCo encoders start from (same architecture and bands)")] = None,
     *,
     settings: Callable[..., Any],
 ) -> None:
@@ -90,7 +92,7 @@ def train(
         "augment": {**_json_object("--augment-settings", augment_settings), "crop_size_px": crop_size},
         "precision": precision, "compile": compile_model, "device": device, "workers": workers,
         "cache_gb": cache_gb, "seed": seed, "checkpoint_every": checkpoint_every, "resume": resume,
-        "monitor_size": monitor_size,
+        "monitor_size": monitor_size, "init_encoder": init_encoder,
         "backbone_kwargs": None if backbone_kwargs is None else _json_object("--backbone-kwargs", backbone_kwargs),
         "produced_by": "skysift " + shlex.join(sys.argv[1:]),  # this command, even with a saved --config
     }

@@ -14,3 +14,7 @@ class RankDivergence(RuntimeError):
 class LabelError(ValueError):
     """A catalogue column that cannot train a head as asked: missing, non-numeric for a regression,
     or too few labelled objects per class."""
+
+
+class InitEncoderMismatch(ValueError):
+    """--init-encoder names an encoder another architecture, band set or kind of units than this run's."""

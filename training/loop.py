@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from encoder.card import ModelCard
 from encoder.model import Encoder
 from encoder.preprocess import PreprocessConfig, for_survey, preprocess
-from encoder.weights import save_encoder
+from encoder.weights import load_encoder, save_encoder
 
 from . import dist
 from .augment import (
@@ -44,7 +44,7 @@ from .augment import (
     resolve_bands,
 )
 from .data import EpochBatchSampler, SurveyBatches, make_loader
-from .errors import RankDivergence, ResumeMismatch
+from .errors import InitEncoderMismatch, RankDivergence, ResumeMismatch
 from .moco import MoCo
 from .monitor import knn_monitor
 from .settings import TrainSettings, resolve_sizes
@@ -55,7 +55,7 @@ METRICS = "metrics.jsonl"
 # Settings that shape the trajectory: a checkpoint only continues a run that agrees on all of them.
 RESUME_KEYS = ("backbone", "backbone_kwargs", "small_input", "proj_dim", "proj_hidden", "queue_size", "momentum",
                "temperature", "optimizer", "lr_per_256", "weight_decay", "sgd_momentum", "schedule", "warmup_steps",
-               "batch_size", "epochs", "augment", "seed")
+               "batch_size", "epochs", "augment", "seed", "init_encoder")
 AUG_STREAM, SHUFFLE_STREAM = 1, 2
 
 
@@ -161,6 +161,42 @@ def build_moco(s: TrainSettings, n_bands: int, device: torch.device,
     return model, opt
 
 
+def init_from_encoder(model: MoCo, s: TrainSettings, ds: SurveyBatches) -> dict[str, Any]:
+    """Load s.init_encoder's weights into both MoCo encoders; what the new card records of it.
+
+    The queue starts empty as in any run: its keys come from the loaded key encoder within the
+    first K / batch steps. Refuses (InitEncoderMismatch) an encoder of another architecture, band
+    set or kind of units, whose channels would mean something else here.
+    """
+    path = Path(s.init_encoder)  # type: ignore[arg-type]
+    encoder, card = load_encoder(path, "cpu")
+    want = {"backbone": s.backbone, "backbone_kwargs": s.backbone_kwargs, "small_input": s.small_input,
+            "projection_dim": s.proj_dim, "projection_hidden": s.proj_hidden,
+            "bands": list(ds.survey.bands), "kind": ds.survey.units.kind}
+    have = {"backbone": card.backbone, "backbone_kwargs": card.backbone_kwargs, "small_input": card.small_input,
+            "projection_dim": card.projection_dim, "projection_hidden": card.projection_hidden,
+            "bands": list(card.bands), "kind": card.preprocess.kind}
+    diff = [f"{k} {have[k]!r} (run: {want[k]!r})" for k in want if have[k] != want[k]]
+    if diff:
+        raise InitEncoderMismatch(f"--init-encoder {path}: " + "; ".join(diff)
+                                  + "; train with its architecture (--backbone, --backbone-kwargs, --proj-dim, "
+                                  "--proj-hidden) on a survey of its bands and units")
+    state = encoder.state_dict()
+    model.encoder_q.load_state_dict(state)
+    model.encoder_k.load_state_dict(state)
+    return {"encoder": str(path), "weights_sha256": card.weights_sha256, "produced_by": card.produced_by,
+            "images_seen": images_seen(card)}
+
+
+def images_seen(card: ModelCard) -> int | None:
+    """Images an encoder's training showed it in all, earlier runs it started from included (cards
+    before `images_seen` was recorded: steps x the per-process batch, one process)."""
+    if "images_seen_total" in card.metrics:
+        return int(card.metrics["images_seen_total"])
+    steps, batch = card.metrics.get("steps"), card.training.get("settings", {}).get("batch_size")
+    return int(steps) * int(batch) if steps is not None and batch is not None else None
+
+
 def sync_fingerprint(model: MoCo) -> str:
     """What DDP keeps identical on every rank: both encoders' parameters, the queue and its pointer.
     (BatchNorm running statistics legitimately differ between ranks until DDP's next broadcast.)"""
@@ -228,6 +264,8 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     model, opt = build_moco(s, len(ds.survey.bands), device)
     card = make_card(s, ds, model.encoder_q)
     card.training.update(red)
+    if s.init_encoder is not None:  # a resumed run then overwrites these weights from its checkpoint
+        card.training["init"] = init_from_encoder(model, s, ds)
     use_bf16 = s.precision == "bf16" or (s.precision == "auto" and device.type == "cuda")
     channels_last = s.channels_last and device.type == "cuda"
     aug_gen = torch.Generator(device=device).manual_seed(stream_seed(s.seed, rank, AUG_STREAM))
@@ -317,7 +355,9 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     if rank == 0:
         card = card.model_copy(update={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "metrics": {"final_loss": last_loss, "steps": step,
+            "metrics": {"final_loss": last_loss, "steps": step, "images_seen": step * s.batch_size * world,
+                        "images_seen_total": step * s.batch_size * world
+                        + (card.training.get("init", {}).get("images_seen") or 0),
                         **({"knn_precision_at_10": p10} if p10 is not None else {})},
         })
         save_encoder(model.encoder_q, card, enc_dir)

@@ -74,6 +74,10 @@ class TrainSettings(BaseSettings):
     seed: int = 0
     checkpoint_every: int = Field(200, ge=1)  # steps; a checkpoint is also written when the run ends
     resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (fresh start otherwise)
+    # Start both MoCo encoders from this encoder folder's weights (model.safetensors + model.json,
+    # hash-checked) instead of random ones: continue a shipped encoder on more images or on your own
+    # survey. Its architecture and bands must be this run's (training.loop.init_from_encoder).
+    init_encoder: Path | None = None
     monitor_size: int = 2000  # labelled objects for the kNN monitor (0 = off)
     log_every: int = Field(10, ge=1)
     produced_by: str = ""  # the command line, recorded in the model card
