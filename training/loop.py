@@ -161,14 +161,14 @@ def build_moco(s: TrainSettings, n_bands: int, device: torch.device,
     return model, opt
 
 
-def init_from_encoder(model: MoCo, s: TrainSettings, ds: SurveyBatches) -> dict[str, Any]:
-    """Load s.init_encoder's weights into both MoCo encoders; what the new card records of it.
+def init_from_encoder(model: MoCo, path: Path, s: TrainSettings, ds: SurveyBatches) -> dict[str, Any]:
+    """Load the weights of the encoder folder `path` into both MoCo encoders; what the new card
+    records of it.
 
-    The queue starts empty as in any run: its keys come from the loaded key encoder within the
-    first K / batch steps. Refuses (InitEncoderMismatch) an encoder of another architecture, band
+    The queue starts as in any run (random unit vectors) and holds only the loaded key encoder's
+    keys after K / batch steps. Refuses (InitEncoderMismatch) an encoder of another architecture, band
     set or kind of units, whose channels would mean something else here.
     """
-    path = Path(s.init_encoder)  # type: ignore[arg-type]
     encoder, card = load_encoder(path, "cpu")
     want = {"backbone": s.backbone, "backbone_kwargs": s.backbone_kwargs, "small_input": s.small_input,
             "projection_dim": s.proj_dim, "projection_hidden": s.proj_hidden,
@@ -265,7 +265,7 @@ def train(s: TrainSettings, on_step: Callable[[dict[str, float]], None] | None =
     card = make_card(s, ds, model.encoder_q)
     card.training.update(red)
     if s.init_encoder is not None:  # a resumed run then overwrites these weights from its checkpoint
-        card.training["init"] = init_from_encoder(model, s, ds)
+        card.training["init"] = init_from_encoder(model, Path(s.init_encoder), s, ds)
     use_bf16 = s.precision == "bf16" or (s.precision == "auto" and device.type == "cuda")
     channels_last = s.channels_last and device.type == "cuda"
     aug_gen = torch.Generator(device=device).manual_seed(stream_seed(s.seed, rank, AUG_STREAM))
