@@ -39,7 +39,9 @@ class TrainSettings(BaseSettings):
     # 4x; training itself is the same (docs/training.md, "Readout").
     readout: Readout = "plain"
     # Gaussian smoothing of the cropped linear pixels, sigma in pixels (encoder.preprocess), in
-    # training and in every search path alike; 0: off.
+    # training and in every search path alike; 0: off. Measured on the 100k simulation, training on
+    # smoothed views made the network less robust to fresh noise (docs/training.md, "Readout"): the
+    # shipped card sets smoothing for search only, on weights trained unsmoothed.
     smooth_px: float = Field(0.0, ge=0.0, le=8.0)
     proj_dim: int = 128
     proj_hidden: int = 512
