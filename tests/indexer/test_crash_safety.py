@@ -120,7 +120,7 @@ class Runner:
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     return None if f.read().split()[2] not in "ZX" else 0
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):  # gone between open() and read()
                 return 0
 
         return self._watch(pid, poll, kill, wait)
