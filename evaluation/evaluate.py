@@ -220,7 +220,7 @@ def _retrieval(store: IndexedSurvey, emb: np.ndarray, classes: np.ndarray, encod
     log(f"  mAP: {m['map']:.3f} over {m['n_queries']} queries")
     copy = augmented_copy_search(store, encoder, card, _sample(pool, s.copy_queries, s.seed, 0xC0F),
                                  top_k=s.copy_top_k, seed=s.seed, noise_max_factor=s.copy_noise_max_factor,
-                                 device=s.device)
+                                 device=s.device, classes=classes)
     log(f"  augmented copy: original in the top {s.copy_top_k} for {copy[f'found_in_top_{s.copy_top_k}']:.3f}")
     return {"precision": precision, "map": m, "augmented_copy": copy}
 

@@ -99,9 +99,12 @@ def augmented_copy_search(
     noise_max_factor: float = 1.5,
     device: str = "cpu",
     batch_size: int = 256,
+    classes: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Embed an augmented copy of each row's cutout, search the version's index, and report the
-    fraction whose original is in the top_k (the index's answer) and the original's exact rank."""
+    fraction whose original is in the top_k (the index's answer) and the original's exact rank.
+    With `classes` (one label per row of the version) the fraction is also given per class of the
+    copied object: which kinds of galaxy have look-alikes close enough to push a copy out."""
     settings = copy_augment_settings(card.preprocess.input_size_px, noise_max_factor)
     cond = Conditions(store.survey)
     vec = unit_vectors(store.embeddings)
@@ -127,7 +130,7 @@ def augmented_copy_search(
         sims = q @ vec.T  # (B, N)
         ranks.append((sims > sims[np.arange(len(r)), r][:, None]).sum(axis=1))  # 0 = nearest
     hit, rank = np.concatenate(found), np.concatenate(ranks)
-    return {
+    out: dict[str, Any] = {
         "n": int(len(rows)),
         "top_k": top_k,
         f"found_in_top_{top_k}": float(hit.mean()),
@@ -136,3 +139,8 @@ def augmented_copy_search(
         "augmentation": settings.model_dump(mode="json"),
         "seed": seed,
     }
+    if classes is not None:
+        of = np.asarray(classes)[np.asarray(rows, dtype=np.int64)]
+        out["per_class"] = {str(c): {"n": int((of == c).sum()), f"found_in_top_{top_k}": float(hit[of == c].mean())}
+                            for c in np.unique(of)}
+    return out

@@ -196,6 +196,10 @@ def test_retrieval_section(evaluated: dict):
     c = r["augmented_copy"]
     assert c["n"] == 30 and c["top_k"] == 5 and _unit_interval(c["found_in_top_5"]) and _unit_interval(c["top_1_exact"])
     assert c["augmentation"]["rotate"] and c["augmentation"]["flip"] and c["augmentation"]["noise"]
+    # per class of the copied object: the counts add up to the copies, the fractions average to the whole
+    per = c["per_class"]
+    assert set(per) <= set(np.unique(cat["class"])) - {"star"} and sum(v["n"] for v in per.values()) == 30
+    assert sum(v["n"] * v["found_in_top_5"] for v in per.values()) / 30 == pytest.approx(c["found_in_top_5"])
     assert len(r["gallery"]["queries"]) == 3 and all(len(nb) == 8 for nb in r["gallery"]["neighbours"])
 
 
