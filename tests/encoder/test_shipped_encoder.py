@@ -18,6 +18,18 @@ from encoder.shipped import SHIPPED_DIR, shipped_encoder
 from encoder.weights import load_encoder
 
 
+def demo_training_images() -> int:
+    """Images `skysift demo --train` shows its own encoder: epochs x whole batches of the demo preset."""
+    from skysift.demo import DEMO_TRAIN_EPOCHS
+    from survey.simulate.settings import SimSettings
+    from training.settings import TrainSettings, resolve_sizes
+
+    n = SimSettings(out_dir=Path("unused"), preset="demo").size
+    batch = resolve_sizes(TrainSettings(survey=Path("unused"), out_dir=Path("unused")), n).batch_size
+    assert batch is not None
+    return DEMO_TRAIN_EPOCHS * (n // batch) * batch
+
+
 def test_the_shipped_encoder_matches_its_card() -> None:
     folder = shipped_encoder()
     assert folder == SHIPPED_DIR, "models/ holds no encoder"
@@ -28,6 +40,7 @@ def test_the_shipped_encoder_matches_its_card() -> None:
     assert card["preprocess"]["bands"] == ["g", "r", "z"]
     assert card["produced_by"].startswith("skysift train")
     assert card["training"]["data"]["n_objects"] >= 100_000
+    assert card["metrics"]["images_seen_total"] >= 20 * demo_training_images()  # issue #14: >= 20x the demo's run
     readme = (folder / "README.md").read_text()
     assert digest in readme and card["produced_by"] in readme  # the folder says what it is and how it was made
 
